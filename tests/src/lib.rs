@@ -1,0 +1,1 @@
+//! (crate overview to be written with the crate)
