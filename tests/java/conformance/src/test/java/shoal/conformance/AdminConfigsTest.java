@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.AlterConfigsOptions;
@@ -19,6 +20,7 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import shoal.conformance.broker.BrokerNode;
+import shoal.conformance.broker.Deadline;
 
 /** DescribeConfigs and IncrementalAlterConfigs for topics and brokers. */
 class AdminConfigsTest {
@@ -35,6 +37,24 @@ class AdminConfigsTest {
     ConfigEntry e = entry(r, name);
     assertEquals(value, e.value(), r + " " + name + " value");
     assertEquals(source, e.source(), r + " " + name + " source");
+  }
+
+  /**
+   * For changes that reach the broker asynchronously (Kafka's brokers apply config changes from
+   * the metadata log after the controller commits them): wait for the entry, then assert it.
+   */
+  private static void awaitEntry(ConfigResource r, String name, String value, ConfigSource source) {
+    try {
+      Deadline.awaitWithin(
+          Clients.OP_TIMEOUT,
+          r + " " + name + " = " + value + " (" + source + ")",
+          () -> {
+            ConfigEntry e = entry(r, name);
+            return Objects.equals(value, e.value()) && source == e.source();
+          });
+    } catch (IllegalStateException timedOut) {
+      assertEntry(r, name, value, source);
+    }
   }
 
   private static void alter(ConfigResource r, AlterConfigOp... ops) {
@@ -68,13 +88,13 @@ class AdminConfigsTest {
     ConfigResource topic = newTopic(Map.of());
     assertEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
     alter(topic, new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET));
-    assertEntry(topic, "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    awaitEntry(topic, "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
     alter(topic, new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND));
-    assertEntry(topic, "cleanup.policy", "delete,compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    awaitEntry(topic, "cleanup.policy", "delete,compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
     alter(topic, new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.SUBTRACT));
-    assertEntry(topic, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    awaitEntry(topic, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
     alter(topic, new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE));
-    assertEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
+    awaitEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
   }
 
   @Test
@@ -136,12 +156,12 @@ class AdminConfigsTest {
     ConfigResource topic = newTopic(Map.of());
     alter(broker, new AlterConfigOp(new ConfigEntry("log.retention.ms", "900000000"), AlterConfigOp.OpType.SET));
     try {
-      assertEntry(broker, "log.retention.ms", "900000000", ConfigSource.DYNAMIC_BROKER_CONFIG);
-      assertEntry(topic, "retention.ms", "900000000", ConfigSource.DYNAMIC_BROKER_CONFIG);
+      awaitEntry(broker, "log.retention.ms", "900000000", ConfigSource.DYNAMIC_BROKER_CONFIG);
+      awaitEntry(topic, "retention.ms", "900000000", ConfigSource.DYNAMIC_BROKER_CONFIG);
     } finally {
       alter(broker, new AlterConfigOp(new ConfigEntry("log.retention.ms", ""), AlterConfigOp.OpType.DELETE));
     }
-    assertEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
+    awaitEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
   }
 
   @Test

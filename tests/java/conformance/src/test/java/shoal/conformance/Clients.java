@@ -61,6 +61,10 @@ final class Clients {
     // The idempotent producer needs InitProducerId, which belongs to the next issue's scenarios.
     p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false);
     p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+    // Without idempotence, a retried batch may overtake later ones when several are in flight
+    // (e.g. NOT_LEADER_OR_FOLLOWER just after a topic is created); one in flight keeps the order
+    // that the scenarios assert.
+    p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 1);
     p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
     p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 20_000);
     p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 40_000);

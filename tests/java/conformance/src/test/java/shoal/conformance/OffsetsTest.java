@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -27,6 +28,11 @@ class OffsetsTest {
   @RegisterExtension static final BrokerExtension BROKER = BrokerExtension.shared(Specs.STANDARD);
 
   private static final long T = RecordAssertions.BASE_TIMESTAMP;
+
+  /** A new topic's first leader epoch is 0, and ListOffsets v4+ reports it. */
+  private static OffsetAndTimestamp at(long offset, long timestamp) {
+    return new OffsetAndTimestamp(offset, timestamp, Optional.of(0));
+  }
 
   private static void produce(String topic, long... timestamps) {
     List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
@@ -70,10 +76,10 @@ class OffsetsTest {
     }
     produce(topic, ts);
     try (KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(BROKER.broker(), Map.of())) {
-      assertEquals(new OffsetAndTimestamp(0, T), consumer.offsetsForTimes(Map.of(tp, 0L)).get(tp));
-      assertEquals(new OffsetAndTimestamp(0, T), consumer.offsetsForTimes(Map.of(tp, T)).get(tp));
-      assertEquals(new OffsetAndTimestamp(2, T + 2000), consumer.offsetsForTimes(Map.of(tp, T + 1500)).get(tp));
-      assertEquals(new OffsetAndTimestamp(9, T + 9000), consumer.offsetsForTimes(Map.of(tp, T + 9000)).get(tp));
+      assertEquals(at(0, T), consumer.offsetsForTimes(Map.of(tp, 0L)).get(tp));
+      assertEquals(at(0, T), consumer.offsetsForTimes(Map.of(tp, T)).get(tp));
+      assertEquals(at(2, T + 2000), consumer.offsetsForTimes(Map.of(tp, T + 1500)).get(tp));
+      assertEquals(at(9, T + 9000), consumer.offsetsForTimes(Map.of(tp, T + 9000)).get(tp));
       assertNull(consumer.offsetsForTimes(Map.of(tp, T + 9001)).get(tp), "no record at or after the target");
     }
   }
@@ -90,8 +96,8 @@ class OffsetsTest {
     produce(topic, T + 2000, T + 4000);
     try (KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(BROKER.broker(), Map.of())) {
       // The first record in log order whose timestamp is >= the target.
-      assertEquals(new OffsetAndTimestamp(0, T + 5000), consumer.offsetsForTimes(Map.of(tp, T + 2500)).get(tp));
-      assertEquals(new OffsetAndTimestamp(0, T + 5000), consumer.offsetsForTimes(Map.of(tp, T + 500)).get(tp));
+      assertEquals(at(0, T + 5000), consumer.offsetsForTimes(Map.of(tp, T + 2500)).get(tp));
+      assertEquals(at(0, T + 5000), consumer.offsetsForTimes(Map.of(tp, T + 500)).get(tp));
       assertNull(consumer.offsetsForTimes(Map.of(tp, T + 5001)).get(tp));
     }
     Map<TopicPartition, OffsetSpec> query = new HashMap<>();

@@ -45,7 +45,8 @@ class RestartTest {
         Clients.producer(BROKER.broker(), Map.of(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec))) {
       List<RecordMetadata> acks = Clients.sendAll(producer, sent);
       for (int k = 0; k < acks.size(); k++) {
-        assertEquals(firstOffset + k % count, acks.get(k).offset(), "offset of record " + k);
+        assertEquals(k / count, acks.get(k).partition(), "partition of record " + k + ": " + acks.get(k));
+        assertEquals(firstOffset + k % count, acks.get(k).offset(), "offset of record " + k + ": " + acks.get(k));
       }
     }
     return sent;
