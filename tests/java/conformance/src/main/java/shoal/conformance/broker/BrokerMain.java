@@ -24,6 +24,10 @@ public final class BrokerMain {
   private BrokerMain() {}
 
   public static void main(String[] args) throws Exception {
+    // The readiness probe's Admin client is chatty at INFO; keep the launcher's output to the point.
+    if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
+      System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+    }
     BrokerKind kind = Brokers.selected();
     ClusterSpec spec = ClusterSpec.singleNode();
     int nodes = 1;
