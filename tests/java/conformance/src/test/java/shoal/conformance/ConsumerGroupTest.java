@@ -72,6 +72,19 @@ class ConsumerGroupTest {
     assertEquals(15, committed.get(new TopicPartition(topic, 0)).offset());
     assertEquals(15, committed.get(new TopicPartition(topic, 1)).offset());
 
+    // kafka-consumer-groups sees the same committed offsets and lag.
+    KafkaTool.Result described =
+        KafkaTool.run(KafkaTool.CONSUMER_GROUPS, null, "--bootstrap-server", BROKER.bootstrap(), "--describe", "--group", group)
+            .expectSuccess();
+    List<String> rows =
+        described.lines().stream().filter(l -> l.startsWith(group + " ")).map(l -> String.join(" ", l.trim().split("\\s+"))).toList();
+    assertEquals(2, rows.size(), described.stdout());
+    for (int p = 0; p < 2; p++) {
+      String prefix = group + " " + topic + " " + p + " 15 15 0 ";
+      int partition = p;
+      assertTrue(rows.stream().anyMatch(r -> r.startsWith(prefix)), "row for partition " + partition + " in:\n" + described.stdout());
+    }
+
     produce(topic, 2, 1);
     try (KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(BROKER.broker(), groupConfig(group))) {
       consumer.subscribe(List.of(topic));
