@@ -65,16 +65,17 @@ def _launch(kind):
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not bootstrap_file.exists():
-        if proc.poll() is not None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+                why = f"not ready within {START_TIMEOUT_S}s"
+            else:
+                why = f"did not start (launcher exit {proc.returncode})"
             log.close()
-            raise pytest.UsageError(
-                f"{kind} broker did not start (launcher exit {proc.returncode}):\n"
-                + (workdir / "launcher.log").read_text(errors="replace")[-4000:]
-            )
-        if time.monotonic() > deadline:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-            raise pytest.UsageError(f"{kind} broker not ready within {START_TIMEOUT_S}s")
+            output = (workdir / "launcher.log").read_text(errors="replace")[-4000:]
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise pytest.UsageError(f"{kind} broker {why}:\n{output}")
         time.sleep(0.1)
     return proc, log, bootstrap_file.read_text().strip(), workdir
 

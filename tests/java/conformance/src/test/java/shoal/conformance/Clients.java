@@ -21,6 +21,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -137,7 +138,38 @@ final class Clients {
     return createTopic(admin, name, partitions, Map.of());
   }
 
+  /**
+   * Waits until the topic is described with a leader for every partition and each leader answers
+   * ListOffsets. Apache Kafka publishes a new topic's metadata slightly before its leader accepts
+   * requests; a first produce in that window gets NOT_LEADER_OR_FOLLOWER, which is harmless for
+   * clients but makes retries (and the idempotent producer's sequence recovery) part of every
+   * scenario. Waiting here keeps the scenarios about what they test.
+   */
   static TopicDescription awaitTopic(Admin admin, String name, int partitions) {
+    TopicDescription d = awaitDescribed(admin, name, partitions);
+    Map<TopicPartition, OffsetSpec> latest = new HashMap<>();
+    for (int p = 0; p < partitions; p++) {
+      latest.put(new TopicPartition(name, p), OffsetSpec.latest());
+    }
+    Deadline.awaitWithin(
+        OP_TIMEOUT,
+        "leaders of " + name + " to answer ListOffsets",
+        () -> {
+          try {
+            admin.listOffsets(latest).all().get(10, TimeUnit.SECONDS);
+            return true;
+          } catch (ExecutionException | TimeoutException e) {
+            return false;
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+          }
+        });
+    return d;
+  }
+
+  /** Waits only until describeTopics shows {@code partitions} partitions, each with a leader. */
+  static TopicDescription awaitDescribed(Admin admin, String name, int partitions) {
     TopicDescription[] found = new TopicDescription[1];
     Deadline.awaitWithin(
         OP_TIMEOUT,
