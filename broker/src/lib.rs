@@ -1,1 +1,2 @@
-//! (crate overview to be written with the crate)
+//! The Shoal broker.
+pub mod config;
