@@ -1,2 +1,3 @@
 //! The Shoal broker.
 pub mod config;
+pub mod metadata;
