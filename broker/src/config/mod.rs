@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod catalog;
+pub mod describe;
 pub mod env;
 pub mod listener;
 pub mod properties;
