@@ -27,6 +27,9 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Fills `buf` from `pos`; fails on a short file.
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync_data(&self) -> io::Result<()>;
@@ -58,7 +61,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
 pub struct RealFs;
 
 impl RealFs {
-    pub fn new() -> Arc<dyn FileSystem> {
+    /// The real file system as the shared handle `PartitionLog::open` takes.
+    pub fn shared() -> Arc<dyn FileSystem> {
         Arc::new(RealFs)
     }
 }

@@ -86,6 +86,8 @@ mod file_system;
 pub mod flush;
 mod leader_epoch;
 mod log;
+#[cfg(test)]
+mod log_tests;
 mod mapped_file;
 mod mmap;
 mod offset_index;

@@ -97,6 +97,10 @@ impl MappedFile {
         &self.file
     }
 
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.len
     }

@@ -43,7 +43,7 @@ pub(crate) fn lookup(buf: &[u8], target: u32) -> u32 {
 /// Cheap consistency check of a loaded index (as Kafka's sanity check, plus bounds): whole
 /// entries, first and last entry inside the segment, offsets and positions not decreasing.
 pub(crate) fn looks_valid(buf: &[u8], offset_span: u64, size: u64) -> bool {
-    if buf.len() % ENTRY_LEN != 0 {
+    if !buf.len().is_multiple_of(ENTRY_LEN) {
         return false;
     }
     let n = count(buf);

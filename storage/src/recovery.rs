@@ -299,15 +299,12 @@ fn new_segment(
     Ok(seg)
 }
 
-fn read_header(
-    fs: &dyn FileSystem,
-    path: &Path,
-) -> Result<
-    Option<(
-        std::sync::Arc<dyn FileHandle>,
-        Result<EntriesHeader, String>,
-    )>,
-> {
+type HeaderRead = (
+    std::sync::Arc<dyn FileHandle>,
+    Result<EntriesHeader, String>,
+);
+
+fn read_header(fs: &dyn FileSystem, path: &Path) -> Result<Option<HeaderRead>> {
     let Some(f) = open_existing(fs, path)? else {
         return Ok(None);
     };

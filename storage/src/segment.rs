@@ -361,6 +361,12 @@ impl Segment {
     /// Seals the segment: makes its data durable and writes its sparse indexes (with the final
     /// time index entry holding the segment's maximum timestamp). The caller syncs the directory.
     pub(crate) fn seal(&mut self, fs: &dyn FileSystem) -> Result<()> {
+        // `.entries` is extended ahead of writes; cut it to its records so a sealed segment's
+        // entry index has no slack (its mapping never leaves this struct).
+        let exact = entry_index::file_len_for(self.entry_count);
+        if self.entries.capacity() != exact {
+            self.entries.shrink(exact)?;
+        }
         self.sync()?;
         let max = (
             self.max_timestamp,

@@ -48,7 +48,7 @@ pub(crate) fn lookup(buf: &[u8], target: i64) -> Option<(i64, u32)> {
 
 /// Cheap consistency check: whole entries, first/last ordered, last offset in the segment.
 pub(crate) fn looks_valid(buf: &[u8], offset_span: u64) -> bool {
-    if buf.len() % ENTRY_LEN != 0 {
+    if !buf.len().is_multiple_of(ENTRY_LEN) {
         return false;
     }
     match (count(buf), last(buf)) {
