@@ -6,4 +6,5 @@ pub mod connection;
 pub mod kafka_error;
 pub mod metadata;
 pub mod partition;
+pub mod records;
 pub mod server;
