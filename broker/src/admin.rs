@@ -508,7 +508,16 @@ impl TopicAdmin {
         }
     }
 
-    /// A config view over the current image.
+    /// A config view over `image`.
+    pub fn config_view<'a>(&'a self, image: &'a MetadataImage) -> ConfigView<'a> {
+        ConfigView {
+            statics: &self.config.statics,
+            dynamic: image.dynamic_configs(),
+            node_id: self.config.node_id,
+        }
+    }
+
+    /// Runs `f` with a config view over `image`.
     pub fn with_view<T>(&self, image: &MetadataImage, f: impl FnOnce(&ConfigView<'_>) -> T) -> T {
         f(&ConfigView {
             statics: &self.config.statics,

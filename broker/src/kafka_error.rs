@@ -60,6 +60,7 @@ pub fn kafka_error(error: BrokerError<'_>) -> ApiError {
     match error {
         BrokerError::Partition(e) => {
             let code = match e {
+                PartitionError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
                 PartitionError::NotLeaderOrFollower | PartitionError::Closed => {
                     E::NotLeaderOrFollower
                 }
@@ -67,6 +68,7 @@ pub fn kafka_error(error: BrokerError<'_>) -> ApiError {
                 PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch,
                 PartitionError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
                 PartitionError::CorruptBatch(_) => E::CorruptMessage,
+                PartitionError::TooLarge(_) => E::RecordListTooLarge,
                 PartitionError::Storage(_) => E::KafkaStorageError,
             };
             ApiError::new(code, e.to_string())

@@ -138,7 +138,8 @@ pub fn random_cluster_id() -> String {
     base64_url(uuid::Uuid::new_v4().as_bytes())
 }
 
-fn base64_url(bytes: &[u8]) -> String {
+/// Unpadded URL-safe base64, the text form of Kafka UUIDs.
+pub fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

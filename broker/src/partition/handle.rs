@@ -132,6 +132,9 @@ pub struct TimestampOffset {
 /// What a partition operation failed with. [`crate::kafka_error`] maps these to Kafka codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PartitionError {
+    /// The topic or partition does not exist.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
     /// This replica may not serve the request (not the leader, or not hosted).
     #[error("not the leader or follower for this partition")]
     NotLeaderOrFollower,
@@ -164,6 +167,9 @@ pub enum PartitionError {
     /// A batch failed validation in the log (its header or CRC).
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),
+    /// An append is larger than the log accepts in one entry.
+    #[error("record batches too large: {0}")]
+    TooLarge(String),
     /// The partition is being deleted or the broker is shutting down.
     #[error("partition is closed")]
     Closed,
@@ -231,6 +237,9 @@ pub trait PartitionHandle: Send + Sync + std::fmt::Debug {
         isolation: Isolation,
         current_leader_epoch: Option<i32>,
     ) -> PartitionFuture<'_, Option<TimestampOffset>>;
+
+    /// The leader epoch of the batch holding `offset` (Kafka's `epochForOffset`).
+    fn epoch_for_offset(&self, offset: i64) -> Option<i32>;
 
     /// Kafka's `endOffsetForEpoch`: the largest epoch ≤ `epoch` and the offset where the next
     /// epoch starts (or the log end), or `None` when `epoch` precedes every epoch in the log.
