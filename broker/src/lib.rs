@@ -1,1 +1,35 @@
-//! (crate overview to be written with the crate)
+//! The Shoal broker: a Kafka-compatible broker on one node.
+//!
+//! What it owns: the `shoal` binary's configuration ([`config`]), the TCP server
+//! ([`server`] → [`connection`] → [`dispatch`] → [`handlers`], one module per Kafka API), the
+//! cluster metadata behind the [`metadata::MetadataStore`] seam, and the hosted partitions behind
+//! the [`partition::PartitionHandle`] seam.
+//!
+//! Data flow of a request: the server accepts a connection on a listener; the connection splits
+//! frames and decodes them with `shoal-protocol` (version-checked against
+//! [`dispatch::REGISTRY`]); [`dispatch`] hands each request to its handler with exactly what it
+//! needs (the metadata image, the partition manager, the admin); the handler returns a reply now
+//! or later; the connection writes replies in request order.
+//!
+//! Writes: Produce validates each batch ([`handlers::produce::prepare_batch`] and the
+//! [`records`] walker), appends it through a [`partition::PartitionHandle`]
+//! ([`partition::LocalPartition`] on the storage crate) and, for acks=-1, waits until the high
+//! watermark (the durable point under the flush policy) covers it. Reads: Fetch reads whole
+//! batches up to the high watermark and parks on high-watermark changes. Admin requests plan a
+//! [`metadata::MetadataCommand`] ([`admin`]), apply it durably through the metadata store and let
+//! the partition manager create or delete partition logs.
+//!
+//! [`kafka_error`] is the one place where internal errors become Kafka error codes.
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod handlers;
+pub mod kafka_error;
+pub mod metadata;
+pub mod node;
+pub mod partition;
+pub mod records;
+pub mod server;

@@ -1,1 +1,190 @@
-fn main() {}
+//! `shoal`: a Kafka-compatible broker.
+//!
+//! With no arguments it runs a single node on localhost:9092 with data in ./shoal-data. Kafka's
+//! property names come from `--config server.properties`, then `KAFKA_*` environment variables
+//! (the apache/kafka image's mapping), then `--override key=value` flags, each replacing the one
+//! before. Invalid or unknown settings stop it with a message and exit status 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use shoal_broker::clock::{Clock, SystemClock};
+use shoal_broker::config::{self, BrokerConfig, ConfigInput, Origin};
+use shoal_broker::connection::ConnectionLimits;
+use shoal_broker::metadata::BrokerEndpoint;
+use shoal_broker::node::Node;
+use shoal_broker::server::{self, BoundListener, ServerLimits};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// How long shutdown waits for connections to send their queued responses.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about = "A Kafka-compatible message broker")]
+struct Cli {
+    /// A Kafka server.properties file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sets one property, overriding the file and the environment (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let loaded = match load_config(&cli) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("shoal: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &loaded.warnings {
+        warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shoal: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(Arc::new(loaded.config))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<config::Loaded> {
+    let mut input = ConfigInput::default();
+    if let Some(path) = &cli.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let properties = config::properties::parse_properties(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+        input.add_file(path.clone(), properties);
+    }
+    input.add_env(config::env::properties_from_env(std::env::vars()));
+    for item in &cli.overrides {
+        let (key, value) = item
+            .split_once('=')
+            .with_context(|| format!("--override {item}: expected KEY=VALUE"))?;
+        input.set(key.trim(), value, Origin::Flag);
+    }
+    Ok(config::broker::load(&input, &hostname())?)
+}
+
+/// The host name advertised for listeners without a host (Kafka uses the canonical host name).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+async fn run(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let mut bound = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut announced = Vec::new();
+    for listener in &config.listeners {
+        let address = format!("{}:{}", bracket(&listener.bind_host), listener.bind_port);
+        let socket = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (listener {})", listener.name))?;
+        let local: SocketAddr = socket.local_addr().context("listener address")?;
+        endpoints.push(BrokerEndpoint {
+            listener: listener.name.clone(),
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port.unwrap_or(local.port()),
+        });
+        announced.push(format!("{}://{local}", listener.name));
+        bound.push(BoundListener {
+            name: listener.name.as_str().into(),
+            listener: socket,
+        });
+    }
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = Node::open(config.clone(), endpoints.clone(), clock, shutdown.clone())
+        .await
+        .context("cannot start the node")?;
+    let limits = ServerLimits {
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        connection: ConnectionLimits {
+            max_frame_bytes: config.socket_request_max_bytes,
+            max_queued_requests: config.queued_max_requests,
+            idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
+        },
+    };
+    let server = tokio::spawn(server::run(bound, node.clone(), limits, shutdown.clone()));
+
+    let advertised: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{}://{}:{}", e.listener, bracket(&e.host), e.port))
+        .collect();
+    info!("advertising {}", advertised.join(", "));
+    // The readiness line test harnesses wait for (stdout is line-buffered).
+    println!(
+        "shoal ready: node {} listening on {} (advertised {})",
+        config.node_id,
+        announced.join(", "),
+        advertised.join(", ")
+    );
+
+    wait_for_signal().await?;
+    info!("shutting down: closing connections");
+    shutdown.cancel();
+    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+        warn!("connections did not drain within {DRAIN_TIMEOUT:?}; closing anyway");
+    }
+    node.close().await;
+    info!("shutdown complete");
+    Ok(())
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    tokio::select! {
+        _ = terminate.recv() => info!("received SIGTERM"),
+        _ = interrupt.recv() => info!("received SIGINT"),
+    }
+    Ok(())
+}

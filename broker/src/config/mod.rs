@@ -1,0 +1,16 @@
+//! Configuration: Kafka's property names from a properties file, `KAFKA_*` environment variables
+//! and `--override` flags (in increasing precedence), validated at startup; topic configs and their
+//! synonyms for CreateTopics, AlterConfigs and DescribeConfigs.
+
+pub mod broker;
+pub mod catalog;
+pub mod describe;
+pub mod env;
+pub mod listener;
+pub mod properties;
+pub mod topic;
+
+pub use broker::{
+    BrokerConfig, ClientListener, ConfigError, ConfigInput, FlushMode, Loaded, Origin, StaticConfig,
+};
+pub use topic::{ConfigSource, ConfigView, DynamicBrokerConfigs, TimestampType, TopicLogConfig};

@@ -1,0 +1,144 @@
+//! API key → handler. The registry that ApiVersions advertises is built here from the versions
+//! each handler declares, so the two cannot disagree.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use shoal_protocol::registry::{ApiRegistry, ApiSupport};
+use shoal_protocol::request::Request;
+use shoal_protocol::{RequestKind, ResponseKind};
+
+use crate::connection::{ConnectionInfo, Reply, RequestHandler};
+use crate::handlers::{
+    alter_configs, api_versions, create_partitions, create_topics, delete_topics, describe_cluster,
+    describe_configs, fetch, incremental_alter_configs, list_offsets, metadata,
+    offset_for_leader_epoch, produce,
+};
+use crate::node::Node;
+
+/// Every implemented API, in key order.
+pub static APIS: [ApiSupport; 13] = [
+    produce::SUPPORT,
+    fetch::SUPPORT,
+    list_offsets::SUPPORT,
+    metadata::SUPPORT,
+    api_versions::SUPPORT,
+    create_topics::SUPPORT,
+    delete_topics::SUPPORT,
+    offset_for_leader_epoch::SUPPORT,
+    describe_configs::SUPPORT,
+    alter_configs::SUPPORT,
+    create_partitions::SUPPORT,
+    incremental_alter_configs::SUPPORT,
+    describe_cluster::SUPPORT,
+];
+
+/// The registry ApiVersions advertises and requests are checked against.
+pub static REGISTRY: ApiRegistry = ApiRegistry::new(&APIS);
+
+impl RequestHandler for Node {
+    fn registry(&self) -> &ApiRegistry {
+        &REGISTRY
+    }
+
+    fn handle<'a>(
+        &'a self,
+        connection: &'a ConnectionInfo,
+        request: Request,
+    ) -> BoxFuture<'a, Reply> {
+        Box::pin(dispatch(self, connection, request))
+    }
+}
+
+async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) -> Reply {
+    let version = request.api_version;
+    let api_key = request.api_key;
+    let node_id = node.config.node_id;
+    match request.body {
+        RequestKind::ApiVersions(req) => Reply::now(ResponseKind::ApiVersions(
+            api_versions::handle(&REGISTRY, &req, version),
+        )),
+        RequestKind::Metadata(req) => {
+            let ctx = metadata::MetadataContext {
+                listener: &connection.listener,
+                auto_create_topics: node.config.auto_create_topics,
+                node_id,
+            };
+            Reply::now(ResponseKind::Metadata(
+                metadata::handle(&node.admin, ctx, req, version).await,
+            ))
+        }
+        RequestKind::DescribeCluster(req) => {
+            let image = node.metadata.image();
+            Reply::now(ResponseKind::DescribeCluster(describe_cluster::handle(
+                &image,
+                &connection.listener,
+                node_id,
+                &req,
+                version,
+            )))
+        }
+        RequestKind::CreateTopics(req) => Reply::now(ResponseKind::CreateTopics(
+            create_topics::handle(&node.admin, req, version).await,
+        )),
+        RequestKind::DeleteTopics(req) => Reply::now(ResponseKind::DeleteTopics(
+            delete_topics::handle(&node.admin, req, version).await,
+        )),
+        RequestKind::CreatePartitions(req) => Reply::now(ResponseKind::CreatePartitions(
+            create_partitions::handle(&node.admin, req, version).await,
+        )),
+        RequestKind::DescribeConfigs(req) => Reply::now(ResponseKind::DescribeConfigs(
+            describe_configs::handle(&node.admin, node_id, &req, version),
+        )),
+        RequestKind::AlterConfigs(req) => Reply::now(ResponseKind::AlterConfigs(
+            alter_configs::handle(&node.admin, node_id, req, version).await,
+        )),
+        RequestKind::IncrementalAlterConfigs(req) => {
+            Reply::now(ResponseKind::IncrementalAlterConfigs(
+                incremental_alter_configs::handle(&node.admin, node_id, req, version).await,
+            ))
+        }
+        RequestKind::Produce(req) => {
+            let image = node.metadata.image();
+            let ctx = produce::ProduceContext {
+                partitions: &node.partitions,
+                image: &image,
+                configs: node.admin.config_view(&image),
+                now_ms: node.clock.now_ms(),
+            };
+            produce::handle(ctx, req, version).await
+        }
+        RequestKind::Fetch(req) => {
+            let ctx = fetch::FetchContext {
+                partitions: Arc::clone(&node.partitions),
+                image: node.metadata.image(),
+                shutdown: node.shutdown.clone(),
+            };
+            fetch::handle(ctx, req, version)
+        }
+        RequestKind::ListOffsets(req) => {
+            let image = node.metadata.image();
+            Reply::now(ResponseKind::ListOffsets(
+                list_offsets::handle(&node.partitions, &image, req, version).await,
+            ))
+        }
+        RequestKind::OffsetForLeaderEpoch(req) => {
+            let image = node.metadata.image();
+            Reply::now(ResponseKind::OffsetForLeaderEpoch(
+                offset_for_leader_epoch::handle(&node.partitions, &image, &req, version),
+            ))
+        }
+        // The registry check in the protocol layer lets only the APIs above through.
+        _ => Reply::Close(format!("no handler for {api_key:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_is_consistent_with_the_schemas() {
+        REGISTRY.validate().unwrap();
+    }
+}

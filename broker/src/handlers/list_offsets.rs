@@ -1,0 +1,195 @@
+//! ListOffsets (key 2): earliest, latest, by timestamp (exact record), max timestamp.
+
+use std::collections::HashMap;
+
+use shoal_protocol::error_code::ResponseError;
+use shoal_protocol::kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use shoal_protocol::kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use shoal_protocol::registry::ApiSupport;
+
+use crate::kafka_error::{BrokerError, kafka_error};
+use crate::metadata::MetadataImage;
+use crate::partition::{
+    Isolation, PartitionError, PartitionManager, TimestampOffset, check_leader_epoch,
+};
+
+/// v1+ (the Java 4.x floor); v10 (timeout) is not implemented.
+pub const SUPPORT: ApiSupport = ApiSupport::new(ApiKey::ListOffsets, 1, 9);
+
+/// `ListOffsetsRequest.LATEST_TIMESTAMP`.
+pub const LATEST: i64 = -1;
+/// `ListOffsetsRequest.EARLIEST_TIMESTAMP`.
+pub const EARLIEST: i64 = -2;
+/// `ListOffsetsRequest.MAX_TIMESTAMP` (v7+).
+pub const MAX_TIMESTAMP: i64 = -3;
+/// `ListOffsetsRequest.EARLIEST_LOCAL_TIMESTAMP` (v8+).
+pub const EARLIEST_LOCAL: i64 = -4;
+/// `ListOffsetsRequest.LATEST_TIERED_TIMESTAMP` (v9+).
+pub const LATEST_TIERED: i64 = -5;
+/// `ListOffsetsRequest.CONSUMER_REPLICA_ID`.
+const CONSUMER_REPLICA_ID: i32 = -1;
+
+/// Kafka's `isListOffsetsTimestampUnsupported`: special (negative) timestamps exist from a version
+/// on; other negative values are never valid.
+pub fn timestamp_unsupported(timestamp: i64, version: i16) -> bool {
+    let min_version = match timestamp {
+        t if t >= 0 => return false,
+        EARLIEST | LATEST => 1,
+        MAX_TIMESTAMP => 7,
+        EARLIEST_LOCAL => 8,
+        LATEST_TIERED => 9,
+        _ => return true,
+    };
+    version < min_version
+}
+
+/// Answers every requested partition.
+pub async fn handle(
+    partitions: &PartitionManager,
+    image: &MetadataImage,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let mut seen: HashMap<(String, i32), usize> = HashMap::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            *seen
+                .entry((topic.name.to_string(), p.partition_index))
+                .or_default() += 1;
+        }
+    }
+    let client = request.replica_id.0 == CONSUMER_REPLICA_ID;
+    let isolation = Isolation::from_wire(if version >= 2 {
+        request.isolation_level
+    } else {
+        0
+    });
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let name = topic.name.to_string();
+        let mut responses = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let current_epoch =
+                (version >= 4 && p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
+            let result: Result<Option<TimestampOffset>, ResponseError> =
+                if seen[&(name.clone(), p.partition_index)] > 1 {
+                    Err(ResponseError::InvalidRequest)
+                } else if timestamp_unsupported(p.timestamp, version) {
+                    Err(ResponseError::UnsupportedVersion)
+                } else {
+                    lookup(
+                        partitions,
+                        image,
+                        &name,
+                        p.partition_index,
+                        p.timestamp,
+                        current_epoch,
+                        isolation,
+                        client,
+                    )
+                    .await
+                    .map_err(|e| kafka_error(BrokerError::Partition(&e)).error)
+                };
+            let mut response = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1);
+            match result {
+                Ok(Some(found)) => {
+                    response.timestamp = found.timestamp;
+                    response.offset = found.offset;
+                    if version >= 4 {
+                        response.leader_epoch = found.leader_epoch;
+                    }
+                }
+                Ok(None) => {}
+                Err(code) => response.error_code = code.code(),
+            }
+            responses.push(response);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(responses),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lookup(
+    partitions: &PartitionManager,
+    image: &MetadataImage,
+    topic: &str,
+    index: i32,
+    timestamp: i64,
+    current_epoch: Option<i32>,
+    isolation: Isolation,
+    client: bool,
+) -> Result<Option<TimestampOffset>, PartitionError> {
+    let topic = image
+        .topic_by_name(topic)
+        .ok_or(PartitionError::UnknownTopicOrPartition)?;
+    if usize::try_from(index).map_or(true, |i| i >= topic.partitions.len()) {
+        return Err(PartitionError::UnknownTopicOrPartition);
+    }
+    let partition = partitions.get(&topic.id, index)?;
+    match timestamp {
+        EARLIEST | EARLIEST_LOCAL => {
+            check_leader_epoch(current_epoch, partition.leader_epoch())?;
+            let start = partition.offsets().log_start;
+            Ok(Some(TimestampOffset {
+                offset: start,
+                timestamp: -1,
+                leader_epoch: partition.epoch_for_offset(start).unwrap_or(-1),
+            }))
+        }
+        LATEST => {
+            check_leader_epoch(current_epoch, partition.leader_epoch())?;
+            let offsets = partition.offsets();
+            let offset = match (client, isolation) {
+                (false, _) => offsets.log_end,
+                (true, Isolation::ReadUncommitted) => offsets.high_watermark,
+                (true, Isolation::ReadCommitted) => offsets.last_stable,
+            };
+            Ok(Some(TimestampOffset {
+                offset,
+                timestamp: -1,
+                leader_epoch: partition.leader_epoch(),
+            }))
+        }
+        LATEST_TIERED => {
+            check_leader_epoch(current_epoch, partition.leader_epoch())?;
+            Ok(Some(TimestampOffset {
+                offset: -1,
+                timestamp: -1,
+                leader_epoch: -1,
+            }))
+        }
+        MAX_TIMESTAMP => partition.max_timestamp(isolation, current_epoch).await,
+        ts => {
+            partition
+                .offset_for_timestamp(ts, isolation, current_epoch)
+                .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_timestamps_need_their_versions() {
+        assert!(!timestamp_unsupported(0, 1));
+        assert!(!timestamp_unsupported(EARLIEST, 1));
+        assert!(timestamp_unsupported(MAX_TIMESTAMP, 6));
+        assert!(!timestamp_unsupported(MAX_TIMESTAMP, 7));
+        assert!(timestamp_unsupported(EARLIEST_LOCAL, 7));
+        assert!(timestamp_unsupported(LATEST_TIERED, 8));
+        assert!(!timestamp_unsupported(LATEST_TIERED, 9));
+        assert!(timestamp_unsupported(-6, 9));
+    }
+}

@@ -1,0 +1,163 @@
+//! One Shoal node: the pieces handlers need, opened in order at startup and flushed at shutdown.
+//!
+//! Startup: lock every log directory, read or write `meta.properties` (cluster id, node id),
+//! replay the metadata log and register this broker with its advertised endpoints, then remove
+//! directories of deleted topics and open (recover) every hosted partition. Only then does the
+//! server accept connections.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_storage::{DirLock, FileSystem, RealFs};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::admin::TopicAdmin;
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::metadata::meta_properties::{self, MetaPropertiesError};
+use crate::metadata::store::LocalMetadataStore;
+use crate::metadata::{
+    BrokerEndpoint, BrokerRegistration, MetadataCommand, MetadataError, MetadataStore,
+};
+use crate::partition::PartitionManager;
+use crate::partition::manager::METADATA_DIR;
+
+/// Why the node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A log directory cannot be created or locked.
+    #[error("log directory {}: {source}", dir.display())]
+    LogDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `meta.properties` is unreadable or belongs elsewhere.
+    #[error(transparent)]
+    MetaProperties(#[from] MetaPropertiesError),
+    /// The metadata log cannot be replayed.
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    /// A startup task panicked.
+    #[error("startup task failed: {0}")]
+    Task(String),
+}
+
+/// Everything a request handler may reach, owned by the node.
+#[derive(Debug)]
+pub struct Node {
+    /// Static configuration.
+    pub config: Arc<BrokerConfig>,
+    /// Cluster metadata.
+    pub metadata: Arc<dyn MetadataStore>,
+    /// Hosted partitions.
+    pub partitions: Arc<PartitionManager>,
+    /// Topic and config administration.
+    pub admin: TopicAdmin,
+    /// Broker time.
+    pub clock: Arc<dyn Clock>,
+    /// Fires when the node shuts down (parked fetches answer at once).
+    pub shutdown: CancellationToken,
+    _locks: Vec<Box<dyn DirLock>>,
+}
+
+impl Node {
+    /// Opens the node's data and registers it with `endpoints` (advertised, with real ports).
+    pub async fn open(
+        config: Arc<BrokerConfig>,
+        endpoints: Vec<BrokerEndpoint>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Node>, StartupError> {
+        let fs: Arc<dyn FileSystem> = RealFs::shared();
+        let dirs = config.log_dirs.clone();
+        let node_id = config.node_id;
+        let fs2 = fs.clone();
+        let (locks, cluster_id) =
+            tokio::task::spawn_blocking(move || -> Result<_, StartupError> {
+                let mut locks = Vec::new();
+                for dir in &dirs {
+                    let err = |source| StartupError::LogDir {
+                        dir: dir.clone(),
+                        source,
+                    };
+                    std::fs::create_dir_all(dir).map_err(err)?;
+                    let lock = fs2.lock_dir(dir).map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::WouldBlock {
+                            err(std::io::Error::new(e.kind(), "in use by another process"))
+                        } else {
+                            err(e)
+                        }
+                    })?;
+                    locks.push(lock);
+                }
+                let cluster_id =
+                    meta_properties::ensure(&dirs, node_id, meta_properties::random_cluster_id)?;
+                Ok((locks, cluster_id))
+            })
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))??;
+
+        let registration = MetadataCommand::RegisterBroker(BrokerRegistration {
+            node_id,
+            rack: config.rack.clone(),
+            endpoints,
+            fenced: false,
+        });
+        let metadata_dir = config.log_dirs[0].join(METADATA_DIR);
+        let cluster = cluster_id.clone();
+        let (store, report) = tokio::task::spawn_blocking(move || {
+            LocalMetadataStore::open(&metadata_dir, &cluster, registration)
+        })
+        .await
+        .map_err(|e| StartupError::Task(e.to_string()))??;
+        info!(
+            cluster_id = %cluster_id,
+            node_id,
+            replayed = report.replayed,
+            truncated_bytes = report.truncated_bytes,
+            compacted = report.compacted,
+            "metadata loaded"
+        );
+        let metadata: Arc<dyn MetadataStore> = Arc::new(store);
+        let partitions = Arc::new(PartitionManager::new(config.clone(), fs, clock.clone()));
+        partitions.startup(metadata.image()).await;
+        info!(
+            topics = metadata.image().topics().count(),
+            partitions = partitions.len(),
+            "partitions opened"
+        );
+        let admin = TopicAdmin::new(metadata.clone(), partitions.clone(), config.clone());
+
+        let node = Arc::new(Node {
+            config,
+            metadata,
+            partitions,
+            admin,
+            clock,
+            shutdown,
+            _locks: locks,
+        });
+        tokio::spawn(retention_loop(node.clone()));
+        Ok(node)
+    }
+
+    /// Flushes and closes every partition.
+    pub async fn close(&self) {
+        self.partitions.shutdown().await;
+    }
+}
+
+async fn retention_loop(node: Arc<Node>) {
+    let period = Duration::from_millis(node.config.retention_check_interval_ms.max(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            _ = ticks.tick() => node.partitions.retention_pass().await,
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The partitions this node hosts: opened at startup, created and deleted as the metadata image
+//! changes, flushed at shutdown, trimmed by retention.
+//!
+//! A partition lives in `{log dir}/{topic}-{partition}` (Kafka's layout) with a
+//! `partition.metadata` file naming the topic id, so that a directory left behind by a deleted
+//! topic is never mistaken for a new topic of the same name. Deletion renames the directory to
+//! `...-delete` first (atomic), then removes it; leftovers are removed at startup.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use futures::future::BoxFuture;
+use shoal_storage::{Clock, FileSystem, FlushPolicy, LogConfig};
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use super::handle::{PartitionError, PartitionHandle, TopicPartition};
+use super::local::LocalPartition;
+use crate::admin::PartitionSync;
+use crate::config::{BrokerConfig, ConfigView, FlushMode, TopicLogConfig};
+use crate::metadata::meta_properties::base64_url;
+use crate::metadata::{MetadataImage, TopicImage};
+
+/// Directory of the metadata log inside the first log directory (Kafka's name).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+const PARTITION_METADATA: &str = "partition.metadata";
+const DELETE_SUFFIX: &str = "-delete";
+
+type Key = (Uuid, i32);
+
+#[derive(Debug)]
+struct Hosted {
+    partition: Arc<LocalPartition>,
+    /// The configuration most recently asked for (the log keeps the one it was opened with).
+    wanted: LogConfig,
+}
+
+/// Hosts this node's partitions.
+#[derive(Debug)]
+pub struct PartitionManager {
+    config: Arc<BrokerConfig>,
+    fs: Arc<dyn FileSystem>,
+    clock: Arc<dyn Clock>,
+    hosted: RwLock<HashMap<Key, Hosted>>,
+    failed: RwLock<HashMap<Key, String>>,
+    reconcile_lock: tokio::sync::Mutex<()>,
+}
+
+impl PartitionManager {
+    /// A manager with nothing open yet.
+    pub fn new(config: Arc<BrokerConfig>, fs: Arc<dyn FileSystem>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            config,
+            fs,
+            clock,
+            hosted: RwLock::new(HashMap::new()),
+            failed: RwLock::new(HashMap::new()),
+            reconcile_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The partition, if this node hosts it. A partition whose log could not be opened is a
+    /// storage error.
+    pub fn get(
+        &self,
+        topic_id: &Uuid,
+        partition: i32,
+    ) -> Result<Arc<dyn PartitionHandle>, PartitionError> {
+        let key = (*topic_id, partition);
+        if let Some(hosted) = read(&self.hosted).get(&key) {
+            return Ok(hosted.partition.clone());
+        }
+        match read(&self.failed).get(&key) {
+            Some(reason) => Err(PartitionError::Storage(reason.clone())),
+            None => Err(PartitionError::NotLeaderOrFollower),
+        }
+    }
+
+    /// How many partitions are open.
+    pub fn len(&self) -> usize {
+        read(&self.hosted).len()
+    }
+
+    /// Whether no partition is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn log_config(&self, image: &MetadataImage, topic: &TopicImage) -> LogConfig {
+        let view = ConfigView {
+            statics: &self.config.statics,
+            dynamic: image.dynamic_configs(),
+            node_id: self.config.node_id,
+        };
+        to_log_config(
+            &view.topic_log_config(&topic.configs),
+            self.config.flush,
+            self.config.socket_request_max_bytes,
+        )
+    }
+
+    /// Removes directories of deleted topics and interrupted deletions, then opens every hosted
+    /// partition of `image`.
+    pub async fn startup(&self, image: Arc<MetadataImage>) {
+        for dir in self.config.log_dirs.clone() {
+            let image = image.clone();
+            let result = tokio::task::spawn_blocking(move || clean_log_dir(&dir, &image)).await;
+            if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
+                error!("cleaning log directory: {e}");
+            }
+        }
+        self.reconcile(image).await;
+    }
+
+    /// Opens partitions the image assigns to this node and deletes those it no longer has.
+    pub async fn reconcile(&self, image: Arc<MetadataImage>) {
+        let _guard = self.reconcile_lock.lock().await;
+        let node = self.config.node_id;
+        let mut wanted: HashMap<Key, (TopicPartition, LogConfig, i32)> = HashMap::new();
+        for topic in image.topics() {
+            let config = self.log_config(&image, topic);
+            for (index, state) in topic.partitions.iter().enumerate() {
+                if state.replicas.contains(&node) {
+                    let tp = TopicPartition {
+                        topic_id: topic.id,
+                        topic: topic.name.clone(),
+                        partition: index as i32,
+                    };
+                    wanted.insert(
+                        (topic.id, index as i32),
+                        (tp, config.clone(), state.leader_epoch),
+                    );
+                }
+            }
+        }
+
+        let stale: Vec<(Key, Arc<LocalPartition>)> = {
+            let mut hosted = write(&self.hosted);
+            let keys: Vec<Key> = hosted
+                .keys()
+                .filter(|k| !wanted.contains_key(k))
+                .copied()
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| hosted.remove(&k).map(|h| (k, h.partition)))
+                .collect()
+        };
+        write(&self.failed).retain(|k, _| wanted.contains_key(k));
+        for (_, partition) in stale {
+            let tp = partition.topic_partition().clone();
+            let result = tokio::task::spawn_blocking(move || delete_partition(&partition)).await;
+            match result {
+                Ok(Ok(())) => info!(partition = %tp, "deleted partition"),
+                Ok(Err(e)) => error!(partition = %tp, "deleting partition: {e}"),
+                Err(e) => error!(partition = %tp, "deleting partition: {e}"),
+            }
+        }
+
+        for (key, (tp, config, epoch)) in wanted {
+            if let Some(hosted) = write(&self.hosted).get_mut(&key) {
+                if hosted.wanted != config {
+                    info!(partition = %tp, "topic configuration changed; the log applies it when the partition is next opened");
+                    hosted.wanted = config;
+                }
+                continue;
+            }
+            if read(&self.failed).contains_key(&key) {
+                continue;
+            }
+            let dir = match self.find_or_place(&tp) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    error!(partition = %tp, "{e}");
+                    write(&self.failed).insert(key, e.to_string());
+                    continue;
+                }
+            };
+            let (fs, clock, mode) = (self.fs.clone(), self.clock.clone(), self.config.flush);
+            let (tp2, config2) = (tp.clone(), config.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                write_partition_metadata(&dir, tp2.topic_id)?;
+                LocalPartition::open(tp2, &dir, config2, mode, epoch, fs, clock)
+            })
+            .await
+            .unwrap_or_else(|e| Err(PartitionError::Storage(e.to_string())));
+            match opened {
+                Ok(partition) => {
+                    write(&self.hosted).insert(
+                        key,
+                        Hosted {
+                            partition,
+                            wanted: config,
+                        },
+                    );
+                }
+                Err(e) => {
+                    error!(partition = %tp, "cannot open partition log: {e}");
+                    write(&self.failed).insert(key, e.to_string());
+                }
+            }
+        }
+    }
+
+    /// The partition's existing directory, or a new one in the log directory with the fewest
+    /// partitions.
+    fn find_or_place(&self, tp: &TopicPartition) -> Result<PathBuf, PartitionError> {
+        let name = format!("{}-{}", tp.topic, tp.partition);
+        let mut best: Option<(usize, &PathBuf)> = None;
+        for dir in &self.config.log_dirs {
+            let candidate = dir.join(&name);
+            if candidate.is_dir() {
+                return Ok(candidate);
+            }
+            let count = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.path().is_dir())
+                        .count()
+                })
+                .unwrap_or(usize::MAX);
+            if best.is_none_or(|(c, _)| count < c) {
+                best = Some((count, dir));
+            }
+        }
+        best.map(|(_, dir)| dir.join(&name))
+            .ok_or_else(|| PartitionError::Storage("no log directory configured".into()))
+    }
+
+    /// Runs retention on every partition.
+    pub async fn retention_pass(&self) {
+        let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
+            .values()
+            .map(|h| h.partition.clone())
+            .collect();
+        let now = self.clock.now_ms();
+        for partition in partitions {
+            let p = partition.clone();
+            match tokio::task::spawn_blocking(move || p.apply_retention(now)).await {
+                Ok(Ok(Some(start))) => {
+                    info!(partition = %partition.topic_partition(), log_start_offset = start, "retention deleted old segments");
+                }
+                Ok(Ok(None)) | Ok(Err(PartitionError::Closed)) => {}
+                Ok(Err(e)) => {
+                    warn!(partition = %partition.topic_partition(), "retention failed: {e}")
+                }
+                Err(e) => warn!("retention task failed: {e}"),
+            }
+        }
+    }
+
+    /// Flushes and closes every partition (graceful shutdown).
+    pub async fn shutdown(&self) {
+        let partitions: Vec<Arc<LocalPartition>> = write(&self.hosted)
+            .drain()
+            .map(|(_, h)| h.partition)
+            .collect();
+        let count = partitions.len();
+        let result = tokio::task::spawn_blocking(move || {
+            for partition in partitions {
+                if let Err(e) = partition.close(true) {
+                    error!(partition = %partition.topic_partition(), "final flush failed: {e}");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            error!("shutdown flush task failed: {e}");
+        }
+        info!(partitions = count, "flushed and closed every partition");
+    }
+}
+
+impl PartitionSync for PartitionManager {
+    fn sync(&self, image: Arc<MetadataImage>) -> BoxFuture<'_, ()> {
+        Box::pin(self.reconcile(image))
+    }
+}
+
+/// The storage configuration for a topic's effective configuration.
+pub fn to_log_config(
+    topic: &TopicLogConfig,
+    mode: FlushMode,
+    max_request_bytes: usize,
+) -> LogConfig {
+    let defaults = LogConfig::default();
+    LogConfig {
+        segment_bytes: u64::try_from(topic.segment_bytes).unwrap_or(defaults.segment_bytes),
+        segment_ms: topic.segment_ms,
+        retention_ms: topic.retention_ms,
+        retention_bytes: topic.retention_bytes.max(-1),
+        // One produce request's batches for a partition form one entry; the frame limit bounds it.
+        max_entry_bytes: (max_request_bytes as u64)
+            .clamp(shoal_storage::BATCH_HEADER_LEN as u64, i32::MAX as u64),
+        flush_policy: match mode {
+            FlushMode::GroupCommit => FlushPolicy::GroupCommit,
+            FlushMode::Interval { interval_ms } => FlushPolicy::IntervalMs(interval_ms.max(1)),
+            FlushMode::Never => FlushPolicy::Never,
+        },
+        ..defaults
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write_partition_metadata(dir: &Path, topic_id: Uuid) -> Result<(), PartitionError> {
+    let io = |e: std::io::Error| PartitionError::Storage(format!("{}: {e}", dir.display()));
+    let path = dir.join(PARTITION_METADATA);
+    let expected = format!(
+        "version: 0\ntopic_id: {}\n",
+        base64_url(topic_id.as_bytes())
+    );
+    if std::fs::read_to_string(&path).is_ok_and(|text| text == expected) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!("{PARTITION_METADATA}.tmp"));
+    std::fs::write(&tmp, &expected).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    sync_dir(dir).map_err(io)?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn read_partition_metadata(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))
+        .map(|id| id.trim().to_string())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Closes the partition, renames its directory aside and removes it.
+fn delete_partition(partition: &LocalPartition) -> Result<(), PartitionError> {
+    partition.close(false)?;
+    let dir = partition.dir();
+    let io = |e: std::io::Error| PartitionError::Storage(format!("{}: {e}", dir.display()));
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = parent.join(format!("{name}.{}{DELETE_SUFFIX}", Uuid::new_v4().simple()));
+    std::fs::rename(dir, &aside).map_err(io)?;
+    sync_dir(parent).map_err(io)?;
+    std::fs::remove_dir_all(&aside).map_err(io)
+}
+
+/// Startup cleanup of one log directory: finishes interrupted deletions and removes partition
+/// directories that the metadata no longer (or never) assigns.
+fn clean_log_dir(dir: &Path, image: &MetadataImage) -> Result<(), String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == METADATA_DIR {
+            continue;
+        }
+        let remove = |why: &str| {
+            warn!(dir = %path.display(), "removing partition directory: {why}");
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                error!(dir = %path.display(), "cannot remove: {e}");
+            }
+        };
+        if name.ends_with(DELETE_SUFFIX) {
+            remove("left over from an interrupted deletion");
+            continue;
+        }
+        let Some((topic, partition)) = name.rsplit_once('-') else {
+            warn!(dir = %path.display(), "ignoring a directory that is not a partition");
+            continue;
+        };
+        let Ok(partition) = partition.parse::<usize>() else {
+            warn!(dir = %path.display(), "ignoring a directory that is not a partition");
+            continue;
+        };
+        let current = image
+            .topic_by_name(topic)
+            .filter(|t| partition < t.partitions.len())
+            .map(|t| base64_url(t.id.as_bytes()));
+        match (current, read_partition_metadata(&path)) {
+            (Some(id), Some(on_disk)) if id == on_disk => {}
+            (Some(_), Some(_)) => remove("it belongs to an earlier topic of the same name"),
+            (Some(_), None) => remove("it was never initialised (no partition.metadata)"),
+            (None, _) => remove("its topic was deleted"),
+        }
+    }
+    Ok(())
+}

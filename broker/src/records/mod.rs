@@ -1,0 +1,11 @@
+//! Record-level work on stored or produced batches: streaming decompression and the record
+//! walker behind produce validation and timestamp lookups. The batch header itself belongs to
+//! the storage crate.
+
+pub mod codec;
+pub mod scan;
+
+pub use scan::{
+    ProducePolicy, RecordError, RecordMeta, find_by_timestamp, find_max_timestamp,
+    validate_produced, walk_records,
+};

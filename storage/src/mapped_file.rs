@@ -1,0 +1,174 @@
+//! A file written with positional writes and read through a read-only mapping that grows with
+//! it. Only the published prefix (`len`) is ever read; the file itself is extended ahead of the
+//! writes (sparse `set_len`) so the mapping never covers bytes past the end of the file.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{IoContext, Result};
+use crate::file_system::{FileHandle, FileSystem, OpenMode};
+use crate::mmap::{Mapping, mapped_bytes};
+
+const PAGE: u64 = 4096;
+const MIN_CAPACITY: u64 = 64 * 1024;
+
+fn round_up(n: u64) -> u64 {
+    n.div_ceil(PAGE) * PAGE
+}
+
+#[derive(Debug)]
+pub(crate) struct MappedFile {
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    map: Option<Arc<Mapping>>,
+    /// File length (the mapping covers all of it).
+    capacity: u64,
+    /// Published logical length.
+    len: u64,
+    /// Capacity the file normally grows to (a segment's size); exceeded only when one write
+    /// needs more.
+    growth_limit: u64,
+}
+
+impl MappedFile {
+    /// Creates (truncating) an empty file.
+    pub(crate) fn create(fs: &dyn FileSystem, path: &Path, growth_limit: u64) -> Result<Self> {
+        let file = fs
+            .open(path, OpenMode::CreateTruncate)
+            .ctx("create", path)?;
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            file,
+            map: None,
+            capacity: 0,
+            len: 0,
+            growth_limit,
+        })
+    }
+
+    /// Opens an existing file whose first `len` bytes are published. The file may be longer.
+    pub(crate) fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        len: u64,
+        growth_limit: u64,
+    ) -> Result<Self> {
+        let file = fs.open(path, OpenMode::Existing).ctx("open", path)?;
+        Self::from_handle(path, file, len, growth_limit)
+    }
+
+    pub(crate) fn from_handle(
+        path: &Path,
+        file: Arc<dyn FileHandle>,
+        len: u64,
+        growth_limit: u64,
+    ) -> Result<Self> {
+        let capacity = file.len().ctx("stat", path)?;
+        if capacity < len {
+            return Err(crate::error::Error::corrupt(
+                path,
+                capacity,
+                format!("file holds {capacity} bytes but {len} are expected"),
+            ));
+        }
+        let map = if capacity > 0 {
+            Some(Arc::new(file.map(capacity as usize).ctx("mmap", path)?))
+        } else {
+            None
+        };
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            file,
+            map,
+            capacity,
+            len,
+            growth_limit,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn handle(&self) -> &Arc<dyn FileHandle> {
+        &self.file
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The published bytes.
+    pub(crate) fn published(&self) -> &[u8] {
+        match &self.map {
+            Some(map) => &map[..self.len as usize],
+            None => &[],
+        }
+    }
+
+    /// A zero-copy `Bytes` of a published range (clamped to the published length).
+    pub(crate) fn bytes(&self, range: Range<u64>) -> Bytes {
+        let end = range.end.min(self.len);
+        let start = range.start.min(end);
+        match &self.map {
+            Some(map) => mapped_bytes(map, start as usize..end as usize),
+            None => Bytes::new(),
+        }
+    }
+
+    fn ensure_capacity(&mut self, needed: u64) -> Result<()> {
+        if needed <= self.capacity {
+            return Ok(());
+        }
+        let mut target = needed
+            .max(self.capacity.saturating_mul(2))
+            .max(MIN_CAPACITY);
+        if self.growth_limit > 0 {
+            target = target.min(needed.max(self.growth_limit));
+        }
+        let target = round_up(target);
+        self.file.set_len(target).ctx("extend", &self.path)?;
+        self.capacity = target;
+        let map = self.file.map(target as usize).ctx("mmap", &self.path)?;
+        self.map = Some(Arc::new(map));
+        Ok(())
+    }
+
+    /// Writes `data` at `pos` without publishing it.
+    pub(crate) fn write_at(&mut self, data: &[u8], pos: u64) -> Result<()> {
+        self.ensure_capacity(pos + data.len() as u64)?;
+        self.file.write_all_at(data, pos).ctx("write", &self.path)
+    }
+
+    /// Sets the published length (callers only publish bytes they wrote, or shrink it).
+    pub(crate) fn publish(&mut self, len: u64) {
+        debug_assert!(len <= self.capacity);
+        self.len = len;
+    }
+
+    /// Cuts the file to `len` and makes that durable. Only for files whose mapping never left
+    /// this struct (index files), so no reader can hold the bytes being cut.
+    pub(crate) fn shrink(&mut self, len: u64) -> Result<()> {
+        self.map = None;
+        self.file.set_len(len).ctx("truncate", &self.path)?;
+        self.capacity = len;
+        self.len = self.len.min(len);
+        if len > 0 {
+            self.map = Some(Arc::new(
+                self.file.map(len as usize).ctx("mmap", &self.path)?,
+            ));
+        }
+        self.sync()
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync_data().ctx("fsync", &self.path)
+    }
+}
