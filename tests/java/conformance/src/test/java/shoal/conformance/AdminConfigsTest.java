@@ -17,6 +17,7 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import shoal.conformance.broker.BrokerNode;
@@ -74,27 +75,44 @@ class AdminConfigsTest {
 
   @Test
   void topic_configs_report_value_and_source() {
-    ConfigResource topic = newTopic(Map.of("retention.ms", "3600000", "cleanup.policy", "compact"));
+    ConfigResource topic = newTopic(Map.of("retention.ms", "3600000", "retention.bytes", "1048576"));
     assertEntry(topic, "retention.ms", "3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
-    assertEntry(topic, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    assertEntry(topic, "retention.bytes", "1048576", ConfigSource.DYNAMIC_TOPIC_CONFIG);
     // Unset topic configs inherit the broker's: a static broker setting or Kafka's default.
     assertEntry(topic, "max.message.bytes", Integer.toString(Specs.MESSAGE_MAX_BYTES), ConfigSource.STATIC_BROKER_CONFIG);
     assertEntry(topic, "message.timestamp.type", "CreateTime", ConfigSource.DEFAULT_CONFIG);
-    assertEntry(topic, "retention.bytes", "-1", ConfigSource.DEFAULT_CONFIG);
+    assertEntry(topic, "cleanup.policy", "delete", ConfigSource.DEFAULT_CONFIG);
   }
 
   @Test
-  void incremental_alter_sets_appends_and_deletes_topic_configs() {
+  void incremental_alter_sets_appends_subtracts_and_deletes_topic_configs() {
     ConfigResource topic = newTopic(Map.of());
     assertEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
     alter(topic, new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET));
     awaitEntry(topic, "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
-    alter(topic, new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND));
-    awaitEntry(topic, "cleanup.policy", "delete,compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
-    alter(topic, new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.SUBTRACT));
-    awaitEntry(topic, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    // A list-typed config: APPEND and SUBTRACT edit the list.
+    String list = "leader.replication.throttled.replicas";
+    assertEntry(topic, list, "", ConfigSource.DEFAULT_CONFIG);
+    alter(topic, new AlterConfigOp(new ConfigEntry(list, "0:1"), AlterConfigOp.OpType.APPEND));
+    awaitEntry(topic, list, "0:1", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    alter(topic, new AlterConfigOp(new ConfigEntry(list, "1:1"), AlterConfigOp.OpType.APPEND));
+    awaitEntry(topic, list, "0:1,1:1", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    alter(topic, new AlterConfigOp(new ConfigEntry(list, "0:1"), AlterConfigOp.OpType.SUBTRACT));
+    awaitEntry(topic, list, "1:1", ConfigSource.DYNAMIC_TOPIC_CONFIG);
     alter(topic, new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE));
     awaitEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
+  }
+
+  /** Log compaction as a topic policy (Shoal: not supported yet, see the tag). */
+  @Test
+  @Tag("compaction")
+  void compact_cleanup_policy_is_accepted_and_edited_as_a_list() {
+    ConfigResource topic = newTopic(Map.of("cleanup.policy", "compact"));
+    assertEntry(topic, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    alter(topic, new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.APPEND));
+    awaitEntry(topic, "cleanup.policy", "compact,delete", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+    alter(topic, new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.SUBTRACT));
+    awaitEntry(topic, "cleanup.policy", "delete", ConfigSource.DYNAMIC_TOPIC_CONFIG);
   }
 
   @Test

@@ -15,6 +15,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -60,6 +61,19 @@ class IdempotentProducerTest {
           assertSame(sent.get(k * partitions + p), p, k, got.get(k));
         }
       }
+    }
+  }
+
+  @Test
+  void the_console_producer_with_its_defaults_writes_records() {
+    String topic = Clients.topicName("console-idempotent");
+    Clients.createTopic(BROKER.admin(), topic, 1);
+    KafkaTool.run(KafkaTool.CONSOLE_PRODUCER, "one\ntwo\n", "--bootstrap-server", BROKER.bootstrap(), "--topic", topic)
+        .expectSuccess();
+    try (KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(BROKER.broker(), Map.of())) {
+      List<ConsumerRecord<byte[], byte[]>> got = Clients.consume(consumer, List.of(new TopicPartition(topic, 0)), 0, 2);
+      assertEquals("one", new String(got.get(0).value()));
+      assertEquals("two", new String(got.get(1).value()));
     }
   }
 }

@@ -66,7 +66,7 @@ class KafkaToolsTest {
     KafkaTool.Result altered =
         KafkaTool.run(
                 KafkaTool.CONFIGS, null, "--bootstrap-server", bs(), "--entity-type", "topics", "--entity-name", t,
-                "--alter", "--add-config", "retention.ms=5000,cleanup.policy=[delete,compact]")
+                "--alter", "--add-config", "retention.ms=5000,leader.replication.throttled.replicas=[0:1,1:1]")
             .expectSuccess();
     assertTrue(altered.stdout().contains("Completed updating config for topic " + t + "."), altered.stdout());
     shoal.conformance.broker.Deadline.awaitWithin(
@@ -79,7 +79,7 @@ class KafkaToolsTest {
                       "--describe")
                   .expectSuccess()
                   .stdout();
-          return out.contains("retention.ms=5000") && out.contains("cleanup.policy=delete,compact");
+          return out.contains("retention.ms=5000") && out.contains("leader.replication.throttled.replicas=0:1,1:1");
         });
     KafkaTool.Result broker =
         KafkaTool.run(
@@ -96,7 +96,9 @@ class KafkaToolsTest {
     Clients.createTopic(BROKER.admin(), t, 1);
     KafkaTool.run(
             KafkaTool.CONSOLE_PRODUCER, "k1:first\nk2:second\nk3:third\n", "--bootstrap-server", bs(), "--topic", t,
-            "--property", "parse.key=true", "--property", "key.separator=:", "--compression-codec", "lz4")
+            "--property", "parse.key=true", "--property", "key.separator=:", "--compression-codec", "lz4",
+            // The console producer is idempotent by default; that path is IdempotentProducerTest's.
+            "--producer-property", "enable.idempotence=false")
         .expectSuccess();
     KafkaTool.Result consumed =
         KafkaTool.run(
