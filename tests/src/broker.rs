@@ -134,6 +134,18 @@ impl Broker {
         self.output.lock().map(|o| o.join("\n")).unwrap_or_default()
     }
 
+    /// Waits (up to a deadline) until the process has printed a line containing `needle`.
+    pub fn wait_for_output(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     fn command(&self, port: u16) -> anyhow::Result<Command> {
         let mut cmd = Command::new(shoal_binary()?);
         if let Some(file) = &self.options.config_file {
