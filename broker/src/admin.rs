@@ -320,6 +320,15 @@ impl AlterOp {
     }
 }
 
+/// Whether operations apply to topic or broker configs (Kafka words some errors differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// Topic configs.
+    Topic,
+    /// Broker configs.
+    Broker,
+}
+
 /// Which config set an alteration targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigTarget {
@@ -334,6 +343,7 @@ pub enum ConfigTarget {
 pub fn apply_incremental(
     current: &BTreeMap<String, String>,
     ops: &[(String, AlterOp, Option<String>)],
+    kind: ConfigKind,
     ty_of: impl Fn(&str) -> Option<ConfigType>,
     list_default: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
@@ -362,13 +372,26 @@ pub fn apply_incremental(
                 next.remove(name);
             }
             AlterOp::Append | AlterOp::Subtract => {
-                if ty_of(name) != Some(ConfigType::List) {
-                    return Err(ApiError::new(
-                        E::InvalidConfig,
-                        format!("Can't {op:?} to key {name} because its type is not LIST.")
-                            .replace("Append", "APPEND")
-                            .replace("Subtract", "SUBTRACT"),
-                    ));
+                let verb = if *op == AlterOp::Append {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                };
+                // The broker side (ConfigAdminManager) and the controller
+                // (ConfigurationControlManager) word these errors differently.
+                let message = match (ty_of(name), kind) {
+                    (Some(ConfigType::List), _) => None,
+                    (None, ConfigKind::Broker) => Some(format!("Unknown config name: {name}")),
+                    (_, ConfigKind::Broker) => Some(format!(
+                        "Config value {} is not allowed for config key: {name}",
+                        verb.to_lowercase()
+                    )),
+                    (_, ConfigKind::Topic) => Some(format!(
+                        "Can't {verb} to key {name} because its type is not LIST."
+                    )),
+                };
+                if let Some(message) = message {
+                    return Err(ApiError::new(E::InvalidConfig, message));
                 }
                 let base = next
                     .get(name)
@@ -405,7 +428,8 @@ pub fn apply_incremental(
     Ok(next)
 }
 
-/// Validates a complete set of dynamic broker configs; returns them canonical.
+/// Validates a complete set of dynamic broker configs; returns them canonical. Kafka reports every
+/// validation failure of broker configs as `INVALID_REQUEST` (KAFKA-13609).
 pub fn validate_broker_configs(
     configs: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
@@ -415,7 +439,7 @@ pub fn validate_broker_configs(
     for (name, value) in configs {
         let Some(def) = catalog::broker_def(name) else {
             return Err(ApiError::new(
-                E::InvalidConfig,
+                E::InvalidRequest,
                 format!("Unknown broker config: {name}"),
             ));
         };
@@ -425,7 +449,7 @@ pub fn validate_broker_configs(
         }
         let canonical = catalog::canonicalize(def.ty, def.bound, value).map_err(|r| {
             ApiError::new(
-                E::InvalidConfig,
+                E::InvalidRequest,
                 format!("Invalid value {value} for configuration {name}: {r}"),
             )
         })?;
@@ -438,7 +462,7 @@ pub fn validate_broker_configs(
             && !allowed.contains(&canonical.as_str())
         {
             return Err(ApiError::new(
-                E::InvalidConfig,
+                E::InvalidRequest,
                 format!("Invalid value {value} for configuration {name}: {reason}"),
             ));
         }
@@ -446,9 +470,9 @@ pub fn validate_broker_configs(
     }
     if !not_dynamic.is_empty() {
         return Err(ApiError::new(
-            E::InvalidConfig,
+            E::InvalidRequest,
             format!(
-                "Cannot update these configs dynamically: {}",
+                "Cannot update these configs dynamically: Set({})",
                 not_dynamic.join(", ")
             ),
         ));
@@ -653,6 +677,7 @@ impl TopicAdmin {
                 ConfigTarget::Topic(_) => apply_incremental(
                     &current,
                     &ops,
+                    ConfigKind::Topic,
                     |n| catalog::topic_def(n).map(|d| d.ty),
                     |n| {
                         self.with_view(&image, |v| {
@@ -663,6 +688,7 @@ impl TopicAdmin {
                 ConfigTarget::Broker(_) => apply_incremental(
                     &current,
                     &ops,
+                    ConfigKind::Broker,
                     |n| catalog::broker_def(n).map(|d| d.ty),
                     |n| self.with_view(&image, |v| v.broker_value(n)),
                 )?,
@@ -895,6 +921,7 @@ mod tests {
                     Some("0:1".into()),
                 ),
             ],
+            ConfigKind::Topic,
             ty,
             |_| None,
         )
@@ -909,6 +936,7 @@ mod tests {
         let err = apply_incremental(
             &current,
             &[("retention.ms".into(), AlterOp::Append, Some("1".into()))],
+            ConfigKind::Topic,
             ty,
             |_| None,
         )
@@ -920,6 +948,7 @@ mod tests {
                 ("a".into(), AlterOp::Delete, None),
                 ("a".into(), AlterOp::Delete, None),
             ],
+            ConfigKind::Topic,
             ty,
             |_| None,
         )
@@ -940,12 +969,12 @@ mod tests {
                 .unwrap_err()
                 .message
                 .as_deref(),
-            Some("Cannot update these configs dynamically: node.id")
+            Some("Cannot update these configs dynamically: Set(node.id)")
         );
         let unknown = BTreeMap::from([("x.y".to_string(), "3".to_string())]);
         assert_eq!(
             validate_broker_configs(&unknown).unwrap_err().error,
-            ResponseError::InvalidConfig
+            ResponseError::InvalidRequest
         );
     }
 }

@@ -134,12 +134,15 @@ pub async fn serve<S, H>(
     let (tx, rx) = mpsc::channel(limits.max_queued_requests.max(1));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let writer_done = CancellationToken::new();
+    // Fires when the peer is gone: replies still waiting (a parked fetch) are then abandoned.
+    let peer_gone = CancellationToken::new();
     let writer_task = tokio::spawn(write_loop(
         writer,
         rx,
         info.clone(),
         in_flight.clone(),
         writer_done.clone(),
+        peer_gone.clone(),
     ));
 
     let decoder = FrameDecoder::new(limits.max_frame_bytes);
@@ -238,6 +241,9 @@ pub async fn serve<S, H>(
         Stop::Shutdown => debug!(connection = info.id, "closing connection for shutdown"),
         Stop::PeerClosed => debug!(connection = info.id, "connection closed by peer"),
     }
+    if matches!(stop, Stop::PeerClosed) {
+        peer_gone.cancel();
+    }
     // Dropping the sender lets the writer send what is queued and then stop.
     drop(tx);
     let _ = writer_task.await;
@@ -258,6 +264,7 @@ async fn write_loop<W: AsyncWrite + Unpin + Send>(
     info: ConnectionInfo,
     in_flight: Arc<AtomicUsize>,
     done: CancellationToken,
+    peer_gone: CancellationToken,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(outgoing) = rx.recv().await {
@@ -278,7 +285,10 @@ async fn write_loop<W: AsyncWrite + Unpin + Send>(
         };
         let body = match body {
             Body::Ready(body) => body,
-            Body::Pending(future) => Box::new(future.await),
+            Body::Pending(future) => tokio::select! {
+                body = future => Box::new(body),
+                () = peer_gone.cancelled() => break,
+            },
         };
         let frame = match encode_response(api_key, api_version, correlation_id, &body) {
             Ok(frame) => frame,
@@ -339,6 +349,7 @@ mod tests {
                 match (correlation, request.body) {
                     (99, _) => Reply::NoResponse,
                     (98, _) => Reply::Close("test close".into()),
+                    (97, _) => Reply::Defer(Box::pin(std::future::pending())),
                     (1, RequestKind::Metadata(_)) => Reply::Defer(Box::pin(async move {
                         release.notified().await;
                         ResponseKind::Metadata(
@@ -498,6 +509,18 @@ mod tests {
         assert_eq!(body.api_keys.len(), 1);
         assert!(read_frame(&mut client).await.is_none());
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_departed_peer_abandons_parked_replies() {
+        let (mut client, _release, task) = start(limits());
+        client.write_all(&metadata_request(97)).await.unwrap();
+        tokio::task::yield_now().await;
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the connection task must end when the peer leaves")
+            .unwrap();
     }
 
     #[tokio::test(start_paused = true)]

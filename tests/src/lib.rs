@@ -1,1 +1,18 @@
-//! (crate overview to be written with the crate)
+//! Test harness for the `shoal` binary: start a real broker process on a free port, wait for its
+//! readiness line, talk to it with a raw Kafka protocol client, stop or restart it.
+//!
+//! - [`Broker`] owns one `shoal` process and its data directory. The process listens on port 0
+//!   (the kernel picks a free port) and announces the bound address on stdout; the harness waits
+//!   for that line with a deadline. Dropping a `Broker` kills the process and removes the data,
+//!   also when a test fails.
+//! - [`Client`] speaks the Kafka protocol over TCP with `kafka-protocol` message types, one
+//!   request at a time or raw bytes for malformed-input tests.
+//! - [`records`] builds record batches with kafka-protocol's encoder (an implementation
+//!   independent of the broker's storage code) in every codec.
+
+pub mod broker;
+pub mod client;
+pub mod records;
+
+pub use broker::{Broker, BrokerOptions};
+pub use client::Client;

@@ -7,7 +7,7 @@ use shoal_protocol::kafka_protocol::messages::alter_configs_response::AlterConfi
 use shoal_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use shoal_protocol::registry::ApiSupport;
 
-use super::config_resource::resolve;
+use super::config_resource::{Purpose, resolve};
 use super::s;
 use crate::admin::{ConfigChange, TopicAdmin};
 use crate::kafka_error::ApiError;
@@ -43,6 +43,7 @@ pub async fn handle(
                 node_id,
                 resource.resource_type,
                 &resource.resource_name,
+                Purpose::Alter,
             ) {
                 Ok(target) => {
                     let configs: BTreeMap<String, String> = resource

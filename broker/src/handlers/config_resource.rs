@@ -27,13 +27,24 @@ impl Resource {
     }
 }
 
+/// Which request names the resource (Kafka words broker-id errors differently in each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// DescribeConfigs (`ConfigHelper`).
+    Describe,
+    /// AlterConfigs and IncrementalAlterConfigs (`ConfigAdminManager`).
+    Alter,
+}
+
 /// Resolves `(type, name)` with Kafka's errors.
 pub(crate) fn resolve(
     image: &MetadataImage,
     node_id: i32,
     ty: i8,
     name: &str,
+    purpose: Purpose,
 ) -> Result<Resource, ApiError> {
+    let invalid = |m: String| Err(ApiError::new(ResponseError::InvalidRequest, m));
     match ty {
         resource_type::TOPIC => {
             topic_rules::validate_topic_name(name)
@@ -44,18 +55,20 @@ pub(crate) fn resolve(
                 .ok_or_else(|| ApiError::bare(ResponseError::UnknownTopicOrPartition))
         }
         resource_type::BROKER if name.is_empty() => Ok(Resource::Broker(None)),
-        resource_type::BROKER => match name.parse::<i32>() {
-            Ok(id) if id == node_id => Ok(Resource::Broker(Some(id))),
-            Ok(id) => Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                format!(
-                    "Unexpected broker id, expected {node_id} or empty string, but received {id}"
-                ),
+        resource_type::BROKER => match (name.parse::<i32>(), purpose) {
+            (Ok(id), _) if id == node_id => Ok(Resource::Broker(Some(id))),
+            (Ok(_), Purpose::Describe) => invalid(format!(
+                "Unexpected broker id, expected {node_id} or empty string, but received {name}"
             )),
-            Err(_) => Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                format!("Broker id must be an integer, but it is: {name}"),
+            (Ok(_), Purpose::Alter) => invalid(format!(
+                "Unexpected broker id, expected {node_id}, but received {name}"
             )),
+            (Err(_), Purpose::Describe) => {
+                invalid(format!("Broker id must be an integer, but it is: {name}"))
+            }
+            (Err(_), Purpose::Alter) => {
+                invalid(format!("Node id must be an integer, but it is: {name}"))
+            }
         },
         resource_type::BROKER_LOGGER => Err(ApiError::new(
             ResponseError::InvalidRequest,

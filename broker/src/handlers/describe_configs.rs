@@ -8,7 +8,7 @@ use shoal_protocol::kafka_protocol::messages::{
 };
 use shoal_protocol::registry::ApiSupport;
 
-use super::config_resource::{Resource, resolve};
+use super::config_resource::{Purpose, Resource, resolve};
 use super::s;
 use crate::admin::TopicAdmin;
 use crate::config::describe::{
@@ -38,6 +38,7 @@ pub fn handle(
                 node_id,
                 resource.resource_type,
                 &resource.resource_name,
+                Purpose::Describe,
             ) {
                 Ok(Resource::Topic(id)) => admin.with_view(&image, |view| {
                     describe_topic(

@@ -9,7 +9,7 @@ use shoal_protocol::kafka_protocol::messages::{
 };
 use shoal_protocol::registry::ApiSupport;
 
-use super::config_resource::resolve;
+use super::config_resource::{Purpose, resolve};
 use super::s;
 use crate::admin::{AlterOp, ConfigChange, TopicAdmin};
 use crate::kafka_error::ApiError;
@@ -68,6 +68,7 @@ async fn apply(
         node_id,
         resource.resource_type,
         &resource.resource_name,
+        Purpose::Alter,
     )?;
     let mut ops = Vec::with_capacity(resource.configs.len());
     for config in &resource.configs {

@@ -77,9 +77,16 @@ impl LocalPartition {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, PartitionError> {
         let log = PartitionLog::open(dir, config.clone(), fs).map_err(storage_error)?;
-        let report = log.recovery_report().clone();
-        if report != Default::default() {
-            tracing::info!(partition = %tp, "recovered log: {report:?}");
+        let report = log.recovery_report();
+        if report.truncated_log_bytes > 0
+            || report.dropped_entries > 0
+            || !report.rebuilt_indexes.is_empty()
+            || !report.removed_files.is_empty()
+            || !report.notes.is_empty()
+        {
+            tracing::warn!(partition = %tp, "log recovery repaired the log: {report:?}");
+        } else {
+            tracing::debug!(partition = %tp, "opened log: {report:?}");
         }
         // Recovery syncs what it keeps, so everything in the log is committed.
         let (high_watermark, _) = watch::channel(log.durable().next_offset);

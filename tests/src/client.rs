@@ -1,0 +1,343 @@
+//! A raw Kafka protocol client: one request at a time, or raw bytes.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, ProduceRequest, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use shoal_protocol::request::encode_request;
+use shoal_protocol::response::decode_response;
+use shoal_protocol::{RequestKind, ResponseKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long any single response may take.
+pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A connection to a broker.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    /// Connects to `address`.
+    pub async fn connect(address: &str) -> anyhow::Result<Client> {
+        let stream = tokio::time::timeout(RESPONSE_DEADLINE, TcpStream::connect(address))
+            .await
+            .context("connect timed out")?
+            .with_context(|| format!("connecting to {address}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    /// Sends `body` as `api_key` at `version` and returns the decoded response.
+    pub async fn send(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: RequestKind,
+    ) -> anyhow::Result<ResponseKind> {
+        let correlation_id = self.send_only(api_key, version, &body).await?;
+        self.receive(api_key, version, correlation_id).await
+    }
+
+    /// Sends a request without waiting for the response; returns its correlation id.
+    pub async fn send_only(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &RequestKind,
+    ) -> anyhow::Result<i32> {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("shoal-tests")));
+        let frame = encode_request(&header, body)?;
+        self.stream.write_all(&frame).await?;
+        Ok(self.correlation_id)
+    }
+
+    /// Reads the response to a request sent with [`Client::send_only`].
+    pub async fn receive(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> anyhow::Result<ResponseKind> {
+        let frame = self
+            .read_frame()
+            .await?
+            .context("connection closed before the response")?;
+        let (header, body) = decode_response(frame, api_key, version)?;
+        if header.correlation_id != correlation_id {
+            bail!(
+                "correlation id {} does not match {correlation_id}",
+                header.correlation_id
+            );
+        }
+        Ok(body)
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Reads one response frame (without its size prefix); `None` if the broker closed the
+    /// connection.
+    pub async fn read_frame(&mut self) -> anyhow::Result<Option<Bytes>> {
+        tokio::time::timeout(RESPONSE_DEADLINE, async {
+            let mut size = [0u8; 4];
+            match self.stream.read_exact(&mut size).await {
+                Ok(_) => {}
+                Err(e) if is_closed(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            let size = i32::from_be_bytes(size);
+            let size =
+                usize::try_from(size).with_context(|| format!("negative response size {size}"))?;
+            let mut body = vec![0u8; size];
+            self.stream.read_exact(&mut body).await?;
+            Ok(Some(Bytes::from(body)))
+        })
+        .await
+        .context("no response within the deadline")?
+    }
+
+    /// Waits until the broker closes the connection (any data received first is an error).
+    pub async fn expect_closed(&mut self) -> anyhow::Result<()> {
+        match self.read_frame().await? {
+            None => Ok(()),
+            Some(frame) => bail!(
+                "expected the connection to close, got a {}-byte response",
+                frame.len()
+            ),
+        }
+    }
+
+    /// ApiVersions at `version`.
+    pub async fn api_versions(
+        &mut self,
+        version: i16,
+    ) -> anyhow::Result<kafka_protocol::messages::ApiVersionsResponse> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("shoal-tests"))
+            .with_client_software_version(StrBytes::from_static_str("1.0"));
+        match self
+            .send(
+                ApiKey::ApiVersions,
+                version,
+                RequestKind::ApiVersions(request),
+            )
+            .await?
+        {
+            ResponseKind::ApiVersions(r) => Ok(r),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// Metadata v12 for `topics` (all topics when `None`).
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[&str]>,
+        auto_create: bool,
+    ) -> anyhow::Result<MetadataResponse> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(n.to_string()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(auto_create);
+        match self
+            .send(ApiKey::Metadata, 12, RequestKind::Metadata(request))
+            .await?
+        {
+            ResponseKind::Metadata(r) => Ok(r),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// CreateTopics v7 for one topic; returns the error code (0 on success).
+    pub async fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> anyhow::Result<i16> {
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(10_000);
+        match self
+            .send(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request))
+            .await?
+        {
+            ResponseKind::CreateTopics(r) => Ok(r
+                .topics
+                .first()
+                .context("no topic in the response")?
+                .error_code),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// Produce `records` (one or more batches, as bytes) to one partition with `acks` at `version`.
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+        version: i16,
+    ) -> anyhow::Result<Option<PartitionProduceResponse>> {
+        let request = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(records)),
+                    ]),
+            ]);
+        let body = RequestKind::Produce(request);
+        if acks == 0 {
+            self.send_only(ApiKey::Produce, version, &body).await?;
+            return Ok(None);
+        }
+        match self.send(ApiKey::Produce, version, body).await? {
+            ResponseKind::Produce(r) => Ok(Some(
+                r.responses
+                    .into_iter()
+                    .next()
+                    .and_then(|t| t.partition_responses.into_iter().next())
+                    .context("no partition in the produce response")?,
+            )),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// Fetch v12 (by name) from one partition.
+    pub async fn fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_wait_ms: i32,
+        min_bytes: i32,
+    ) -> anyhow::Result<PartitionData> {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(min_bytes)
+            .with_max_bytes(50 << 20)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(10 << 20),
+                    ]),
+            ]);
+        match self
+            .send(ApiKey::Fetch, 12, RequestKind::Fetch(request))
+            .await?
+        {
+            ResponseKind::Fetch(r) => {
+                if r.error_code != 0 {
+                    bail!("fetch failed with top-level error {}", r.error_code);
+                }
+                r.responses
+                    .into_iter()
+                    .next()
+                    .and_then(|t| t.partitions.into_iter().next())
+                    .context("no partition in the fetch response")
+            }
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// ListOffsets v9 for one partition at `timestamp`.
+    pub async fn list_offset(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> anyhow::Result<ListOffsetsPartitionResponse> {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]);
+        match self
+            .send(ApiKey::ListOffsets, 9, RequestKind::ListOffsets(request))
+            .await?
+        {
+            ResponseKind::ListOffsets(r) => r
+                .topics
+                .into_iter()
+                .next()
+                .and_then(|t| t.partitions.into_iter().next())
+                .context("no partition in the ListOffsets response"),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+}
+
+fn is_closed(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+    )
+}
