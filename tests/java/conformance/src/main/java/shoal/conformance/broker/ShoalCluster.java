@@ -15,11 +15,12 @@ import java.util.regex.Pattern;
  * <p>Two ways to get the port, chosen with {@code -Dshoal.listen}:
  *
  * <ul>
- *   <li>{@code free-port} (default): the harness picks a free port and writes it in
- *       {@code listeners} and {@code advertised.listeners}.
- *   <li>{@code port0}: {@code listeners=PLAINTEXT://127.0.0.1:0}; the port is read from the
- *       broker's readiness line (the first output line matching {@code -Dshoal.ready.regex}, whose
- *       last group is the port). Restarts then reuse that port explicitly.
+ *   <li>{@code port0} (default): {@code listeners=PLAINTEXT://127.0.0.1:0}; the kernel picks the
+ *       port, so nothing can take it between choosing and binding. The port is read from the
+ *       broker's readiness line (the first output line matching {@code -Dshoal.ready.regex},
+ *       whose last group is the port), and restarts reuse it explicitly.
+ *   <li>{@code free-port}: the harness picks a free port and writes it in {@code listeners} and
+ *       {@code advertised.listeners}.
  * </ul>
  */
 public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
@@ -44,7 +45,7 @@ public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
           "no shoal binary at " + binary + " (build it with cargo build -p shoal-broker, or set -Dshoal.bin)");
     }
     this.binary = binary;
-    String mode = System.getProperty("shoal.listen", "free-port");
+    String mode = System.getProperty("shoal.listen", "port0");
     this.portZero = switch (mode) {
       case "free-port" -> false;
       case "port0" -> true;
