@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -196,11 +195,6 @@ abstract class ProcessCluster<N extends ProcessNode> implements BrokerUnderTest 
     } else {
       DirectoryCleanup.deleteTree(root);
     }
-  }
-
-  static Duration durationProperty(String name, Duration dflt) {
-    String v = System.getProperty(name);
-    return v == null || v.isBlank() ? dflt : Duration.ofSeconds(Long.parseLong(v.trim()));
   }
 
   @Override
