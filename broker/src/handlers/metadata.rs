@@ -106,7 +106,10 @@ pub async fn handle(
                     .iter()
                     .zip(admin.create_topics(&creatable, false).await)
                 {
-                    if let Err(e) = result {
+                    // A concurrent request may have created it first; that is not a failure.
+                    if let Err(e) = result
+                        && e.error != ResponseError::TopicAlreadyExists
+                    {
                         tracing::warn!(topic = %topic.name, "auto-creation failed: {:?}", e);
                     }
                 }
