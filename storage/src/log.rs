@@ -115,6 +115,8 @@ pub struct PartitionLog {
     pub(crate) segments: Vec<Segment>,
     pub(crate) log_start_offset: i64,
     pub(crate) purged: Option<LogId>,
+    /// Offset right after the last purged entry.
+    purged_next_offset: i64,
     pub(crate) epochs: LeaderEpochCache,
     durable: DurablePoint,
     generation: u64,
@@ -149,7 +151,8 @@ impl PartitionLog {
             _lock: lock,
             segments: r.segments,
             log_start_offset: r.log_start_offset,
-            purged: r.purged,
+            purged: r.purged.map(|(id, _)| id),
+            purged_next_offset: r.purged.map_or(0, |(_, o)| o),
             epochs: r.epochs,
             durable: DurablePoint {
                 index: None,
@@ -274,6 +277,17 @@ impl PartitionLog {
             self.poisoned = true;
         }
         r
+    }
+
+    /// Keeps the epoch cache of an emptied log in its canonical form (see `for_empty_log`).
+    fn normalize_empty_epochs(&mut self) {
+        if self.last_index().is_none() {
+            self.epochs = LeaderEpochCache::for_empty_log(
+                self.purged.map(|p| p.term),
+                self.log_end_offset(),
+                self.next_index(),
+            );
+        }
     }
 
     fn end_point(&self) -> DurablePoint {
@@ -772,6 +786,16 @@ impl PartitionLog {
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         self.segments.push(seg);
+        if self.last_index().is_none() && self.purged.is_some() {
+            self.normalize_empty_epochs();
+            write_file_atomically(
+                fs.as_ref(),
+                &self.dir,
+                leader_epoch::CHECKPOINT_FILE,
+                self.epochs.encode().as_bytes(),
+            )?;
+            fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        }
         self.generation += 1;
         // Everything kept was synced (sealed segments, and the cut segment by its seal).
         self.durable = self.end_point();
@@ -805,9 +829,11 @@ impl PartitionLog {
             });
         }
         self.purged = Some(LogId { index, term });
+        self.purged_next_offset = meta.next_offset;
         self.log_start_offset = self.log_start_offset.max(meta.next_offset);
         self.write_log_start()?;
         self.epochs.truncate_from_start(index + 1, meta.next_offset);
+        self.normalize_empty_epochs();
         let fs = Arc::clone(&self.fs);
         write_file_atomically(
             fs.as_ref(),
@@ -845,9 +871,10 @@ impl PartitionLog {
         let fs = Arc::clone(&self.fs);
         // The checkpoint goes first: recovery finishes an interrupted reset from it.
         self.purged = Some(purged);
+        self.purged_next_offset = next_offset;
         self.log_start_offset = next_offset;
         self.write_log_start()?;
-        self.epochs = LeaderEpochCache::default();
+        self.epochs = LeaderEpochCache::for_empty_log(Some(purged.term), next_offset, next_index);
         write_file_atomically(
             fs.as_ref(),
             &self.dir,
@@ -900,7 +927,9 @@ impl PartitionLog {
     fn write_log_start(&self) -> Result<()> {
         let cp = LogStart {
             log_start_offset: self.log_start_offset,
-            purged: self.purged.map(|p| (p.index, p.term)),
+            purged: self
+                .purged
+                .map(|p| (p.index, p.term, self.purged_next_offset)),
         };
         checkpoint::write(self.fs.as_ref(), &self.dir, LOG_START_FILE, &cp.encode())
     }

@@ -56,7 +56,8 @@ pub struct RecoveryReport {
 pub(crate) struct Recovered {
     pub(crate) segments: Vec<Segment>,
     pub(crate) log_start_offset: i64,
-    pub(crate) purged: Option<LogId>,
+    /// The last purged entry and the offset right after it.
+    pub(crate) purged: Option<(LogId, i64)>,
     pub(crate) epochs: LeaderEpochCache,
     pub(crate) report: RecoveryReport,
 }
@@ -161,26 +162,23 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
         segments.push(seg);
     }
 
-    // Reconcile with the log-start checkpoint.
-    let mut purged: Option<LogId> = None;
-    let mut log_start_offset = segments.first().map_or(0, |s| s.base_offset);
-    if let Some(cp) = log_start_cp {
-        let interrupted_reset = match (cp.purged, segments.last()) {
-            (_, None) => true,
-            (Some((pi, pt)), Some(last)) => {
-                let beyond = pi + 1 > last.next_index();
-                let mismatch =
-                    !beyond && pi >= segments[0].first_index && term_at(&segments, pi)? != Some(pt);
-                beyond || mismatch || cp.log_start_offset > last.next_offset
+    // Reconcile with the log-start checkpoint. A purge or reset is durable when it returns, but
+    // the entries it kept need not be: when the checkpoint's purged entry lies past the
+    // recovered log (or disagrees with it), the log restarts empty right after that entry.
+    let mut purged: Option<(LogId, i64)> = None;
+    if let Some((pi, pt, pnext)) = log_start_cp.and_then(|c| c.purged) {
+        let restart = match segments.last() {
+            None => true,
+            Some(last) => {
+                pi + 1 > last.next_index()
+                    || (pi >= segments[0].first_index && term_at(&segments, pi)? != Some(pt))
             }
-            (None, Some(last)) => cp.log_start_offset > last.next_offset,
         };
-        if interrupted_reset {
+        if restart {
             if !segments.is_empty() {
-                report.notes.push(
-                    "log-start checkpoint is ahead of the log: finishing an interrupted reset"
-                        .into(),
-                );
+                report.notes.push(format!(
+                    "log ends before purged entry {pi}; restarting empty after it"
+                ));
             }
             while let Some(seg) = segments.pop() {
                 Segment::remove_files(fs, dir, seg.base_offset)?;
@@ -188,30 +186,16 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
                     .removed_files
                     .push(file_name(seg.base_offset, LOG_EXT));
             }
-            let (first_index, prev_term) = match cp.purged {
-                Some((i, t)) => (i + 1, Some(t)),
-                None => (0, None),
-            };
-            segments.push(new_segment(
-                fs,
-                dir,
-                cp.log_start_offset,
-                first_index,
-                prev_term,
-                config,
-            )?);
-            purged = cp.purged.map(|(index, term)| LogId { index, term });
-            log_start_offset = cp.log_start_offset;
-        } else {
-            if let Some((pi, pt)) = cp.purged
-                && pi + 1 >= segments[0].first_index
-            {
-                purged = Some(LogId {
+            segments.push(new_segment(fs, dir, pnext, pi + 1, Some(pt), config)?);
+        }
+        if pi + 1 >= segments[0].first_index {
+            purged = Some((
+                LogId {
                     index: pi,
                     term: pt,
-                });
-            }
-            log_start_offset = log_start_offset.max(cp.log_start_offset);
+                },
+                pnext,
+            ));
         }
     }
     if segments.is_empty() {
@@ -222,26 +206,20 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
         if first.first_index > 0
             && let Some(term) = first.prev_term
         {
-            purged = Some(LogId {
-                index: first.first_index - 1,
-                term,
-            });
+            purged = Some((
+                LogId {
+                    index: first.first_index - 1,
+                    term,
+                },
+                first.base_offset,
+            ));
         }
     }
-    if let Some(p) = purged {
-        // The log start is at least the offset of the first entry not purged.
-        let first_kept = p.index + 1;
-        let si = segments
-            .partition_point(|s| s.first_index <= first_kept)
-            .saturating_sub(1);
-        let s = &segments[si];
-        let offset = if first_kept >= s.next_index() {
-            s.next_offset
-        } else {
-            s.base_offset + i64::from(s.record(first_kept - s.first_index)?.relative_offset)
-        };
-        log_start_offset = log_start_offset.max(offset);
+    let mut log_start_offset = segments[0].base_offset;
+    if let Some((p, pnext)) = purged {
+        log_start_offset = log_start_offset.max(pnext);
         // Segments wholly purged are leftovers of an interrupted purge.
+        let first_kept = p.index + 1;
         let mut removed = false;
         while segments.len() > 1 && segments[0].next_index() <= first_kept {
             Segment::remove_files(fs, dir, segments[0].base_offset)?;
@@ -255,7 +233,24 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
             fs.sync_dir(dir).ctx("fsync directory", dir)?;
         }
     }
-    let epochs = load_epochs(fs, dir, &segments, purged, &mut report)?;
+    let log_end_offset = segments[segments.len() - 1].next_offset;
+    if let Some(cp) = log_start_cp {
+        log_start_offset = log_start_offset.max(cp.log_start_offset);
+    }
+    // DeleteRecords may have moved the start past entries a crash then lost.
+    if log_start_offset > log_end_offset {
+        log_start_offset = log_end_offset;
+        let cp = LogStart {
+            log_start_offset,
+            purged: purged.map(|(p, o)| (p.index, p.term, o)),
+        };
+        checkpoint::write(fs, dir, LOG_START_FILE, &cp.encode())?;
+        report.notes.push(format!(
+            "log start moved back to the log end {log_end_offset}"
+        ));
+    }
+    let purged_id = purged.map(|(p, _)| p);
+    let epochs = load_epochs(fs, dir, &segments, purged_id, &mut report)?;
     report.segments = segments.len();
     Ok(Recovered {
         segments,
@@ -495,7 +490,7 @@ fn recover_active(
         None => {
             let (first_index, prev_term) = match (prev, log_start_cp.and_then(|c| c.purged)) {
                 (Some(p), _) => (p.next_index(), p.tail_term()),
-                (None, Some((i, t))) => (i + 1, Some(t)),
+                (None, Some((i, t, _))) => (i + 1, Some(t)),
                 (None, None) => (0, None),
             };
             let h = EntriesHeader {
@@ -662,6 +657,13 @@ fn load_epochs(
         None => None,
     };
     let sealed_end = active.first_index;
+    if first_index >= active.next_index() {
+        return Ok(LeaderEpochCache::for_empty_log(
+            purged.map(|p| p.term),
+            active.next_offset,
+            active.next_index(),
+        ));
+    }
     let mut cache = match checkpoint {
         Some(mut c) => {
             c.truncate_from_end(sealed_end);
