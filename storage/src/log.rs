@@ -719,10 +719,30 @@ impl PartitionLog {
 
     /// Keeps entries `..=index` (`None`: removes every entry). Bytes readers may hold are never
     /// rewritten: a new segment file starts at the truncation point. Durable before it returns.
+    ///
+    /// If it fails part way, the files hold a prefix of the old log at least as long as the
+    /// requested one, and the log is poisoned: reopen it to continue.
     pub fn truncate_after(&mut self, index: Option<u64>) -> Result<()> {
         self.check_writable()?;
+        let first = self.first_index();
+        if index.is_some_and(|i| i + 1 < first) {
+            return Err(Error::IndexOutOfRange {
+                index: index.unwrap_or(0),
+                first_index: first,
+                next_index: self.next_index(),
+            });
+        }
         let r = self.truncate_inner(index);
-        self.note_sync_failure(r)
+        self.poison_on_error(r)
+    }
+
+    /// Structural changes (truncate, purge, reset) that fail part way leave the files
+    /// consistent but the in-memory view possibly ahead of them; refuse further writes.
+    fn poison_on_error<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
     }
 
     fn truncate_inner(&mut self, index: Option<u64>) -> Result<()> {
@@ -730,13 +750,6 @@ impl PartitionLog {
         let keep_next = index.map_or(first, |i| i + 1);
         if keep_next >= next {
             return Ok(());
-        }
-        if keep_next < first {
-            return Err(Error::IndexOutOfRange {
-                index: keep_next - 1,
-                first_index: first,
-                next_index: next,
-            });
         }
         let fs = Arc::clone(&self.fs);
         let si = self.segment_for_index(keep_next);
@@ -807,8 +820,24 @@ impl PartitionLog {
     /// entry (the log becomes empty); beyond it, use [`PartitionLog::reset`].
     pub fn purge_upto(&mut self, index: u64, term: u64) -> Result<()> {
         self.check_writable()?;
+        let first = self.first_index();
+        if index >= first {
+            // Argument errors change nothing and do not poison.
+            let meta = self.entry_meta(index)?.ok_or(Error::IndexOutOfRange {
+                index,
+                first_index: first,
+                next_index: self.next_index(),
+            })?;
+            if meta.term != term {
+                return Err(Error::TermMismatch {
+                    index,
+                    term,
+                    stored: meta.term,
+                });
+            }
+        }
         let r = self.purge_inner(index, term);
-        self.note_sync_failure(r)
+        self.poison_on_error(r)
     }
 
     fn purge_inner(&mut self, index: u64, term: u64) -> Result<()> {
@@ -864,7 +893,7 @@ impl PartitionLog {
             )));
         }
         let r = self.reset_inner(next_index, next_offset, purged);
-        self.note_sync_failure(r)
+        self.poison_on_error(r)
     }
 
     fn reset_inner(&mut self, next_index: u64, next_offset: i64, purged: LogId) -> Result<()> {

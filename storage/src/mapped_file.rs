@@ -157,7 +157,17 @@ impl MappedFile {
     /// this struct (index files), so no reader can hold the bytes being cut.
     pub(crate) fn shrink(&mut self, len: u64) -> Result<()> {
         self.map = None;
-        self.file.set_len(len).ctx("truncate", &self.path)?;
+        if let Err(e) = self.file.set_len(len) {
+            // The file kept its length: map it again so the published bytes stay readable.
+            if self.capacity > 0 {
+                self.map = Some(Arc::new(
+                    self.file
+                        .map(self.capacity as usize)
+                        .ctx("mmap", &self.path)?,
+                ));
+            }
+            return Err(crate::error::Error::io("truncate", &self.path, e));
+        }
         self.capacity = len;
         self.len = self.len.min(len);
         if len > 0 {
