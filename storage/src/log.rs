@@ -553,7 +553,7 @@ impl PartitionLog {
                 next = h.next_offset();
             }
             return Ok(ReadOutcome {
-                records: seg.bytes(pos, end),
+                records: seg.bytes(pos, end)?,
                 first_offset: Some(first.base_offset),
                 next_offset: next,
                 log_start_offset: lso,
@@ -580,14 +580,14 @@ impl PartitionLog {
             if seg.max_timestamp < timestamp || seg.next_offset <= start {
                 continue;
             }
-            let hint = time_index::lookup(seg.time_index(), timestamp)
+            let hint = time_index::lookup(seg.time_index()?, timestamp)
                 .map_or(seg.base_offset, |(_, rel)| seg.base_offset + i64::from(rel));
             let Some((mut pos, mut h)) = seg.locate(hint.max(start))? else {
                 continue;
             };
             loop {
                 if h.last_offset() >= start && h.max_timestamp >= timestamp {
-                    return Ok(Some(batch_ref(seg, pos, &h)));
+                    return Ok(Some(batch_ref(seg, pos, &h)?));
                 }
                 pos += h.total_len() as u64;
                 match seg.header_at(pos)? {
@@ -617,10 +617,10 @@ impl PartitionLog {
         let Some(seg) = best else { return Ok(None) };
         let rel =
             (seg.offset_of_max_timestamp - seg.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        let mut pos = u64::from(crate::offset_index::lookup(seg.offset_index(), rel));
+        let mut pos = u64::from(crate::offset_index::lookup(seg.offset_index()?, rel));
         while let Some(h) = seg.header_at(pos)? {
             if h.max_timestamp == seg.max_timestamp {
-                return Ok(Some(batch_ref(seg, pos, &h)));
+                return Ok(Some(batch_ref(seg, pos, &h)?));
             }
             pos += h.total_len() as u64;
         }
@@ -708,7 +708,7 @@ impl PartitionLog {
                     next_offset: seg.base_offset + rec.end_relative_offset() as i64,
                     size_bytes: rec.length,
                 },
-                bytes: seg.bytes(u64::from(rec.position), rec.end_position()),
+                bytes: seg.bytes(u64::from(rec.position), rec.end_position())?,
             });
         }
         Ok(out)
@@ -1101,13 +1101,13 @@ impl PartitionLog {
     }
 }
 
-fn batch_ref(seg: &Segment, pos: u64, h: &BatchHeader) -> BatchRef {
-    BatchRef {
+fn batch_ref(seg: &Segment, pos: u64, h: &BatchHeader) -> Result<BatchRef> {
+    Ok(BatchRef {
         base_offset: h.base_offset,
         last_offset: h.last_offset(),
         max_timestamp: h.max_timestamp,
-        bytes: seg.bytes(pos, pos + h.total_len() as u64),
-    }
+        bytes: seg.bytes(pos, pos + h.total_len() as u64)?,
+    })
 }
 
 /// Validates every batch of an entry (copied in `buf`) and stamps offsets and epoch. Returns

@@ -62,6 +62,16 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
+/// All `len` bytes of a file mapped for recovery.
+fn whole<'a>(map: &'a Option<crate::mmap::Mapping>, len: u64, path: &Path) -> Result<&'a [u8]> {
+    match map {
+        None => Ok(&[]),
+        Some(m) => m
+            .prefix(len as usize)
+            .ok_or_else(|| Error::corrupt(path, len, "file shrank while being recovered")),
+    }
+}
+
 fn parse_segment_file(name: &str) -> Option<(i64, &str)> {
     let (stem, ext) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -343,7 +353,7 @@ fn load_sealed(
         } else {
             None
         };
-        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+        let bytes: &[u8] = whole(&map, ent_len, &entries_path)?;
         let rec = |slot: u64| {
             EntryRecord::decode(bytes, slot, header.first_index + slot).ok_or_else(|| {
                 Error::corrupt(
@@ -420,7 +430,7 @@ fn load_sealed(
         seg.seal(fs)?;
         fs.sync_dir(dir).ctx("fsync directory", dir)?;
         report.rebuilt_indexes.push(base);
-    } else if let Some((ts, rel)) = time_index::last(seg.time_index()) {
+    } else if let Some((ts, rel)) = time_index::last(seg.time_index()?) {
         seg.max_timestamp = ts;
         seg.offset_of_max_timestamp = base + i64::from(rel);
     }
@@ -443,8 +453,8 @@ fn load_sparse_indexes(
     let (ol, tl) = (of.len().ctx("stat", &op)?, tf.len().ctx("stat", &tp)?);
     let offset = MappedFile::from_handle(&op, of, ol, 0)?;
     let time = MappedFile::from_handle(&tp, tf, tl, 0)?;
-    if !offset_index::looks_valid(offset.published(), span, size)
-        || !time_index::looks_valid(time.published(), span)
+    if !offset_index::looks_valid(offset.published()?, span, size)
+        || !time_index::looks_valid(time.published()?, span)
     {
         return Ok(None);
     }
@@ -524,8 +534,8 @@ fn recover_active(
         } else {
             None
         };
-        let ents: &[u8] = emap.as_deref().unwrap_or(&[]);
-        let data: &[u8] = lmap.as_deref().unwrap_or(&[]);
+        let ents: &[u8] = whole(&emap, ent_len, &entries_path)?;
+        let data: &[u8] = whole(&lmap, log_len, &log_path)?;
         let mut slot = 0u64;
         let mut pos = 0u64;
         let mut rel = 0u64;

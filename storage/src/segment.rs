@@ -290,7 +290,7 @@ impl Segment {
 
     /// The record of entry `first_index + slot`, checked.
     pub(crate) fn record(&self, slot: u64) -> Result<EntryRecord> {
-        EntryRecord::decode(self.entries.published(), slot, self.first_index + slot).ok_or_else(
+        EntryRecord::decode(self.entries.published()?, slot, self.first_index + slot).ok_or_else(
             || {
                 Error::corrupt(
                     self.entries.path(),
@@ -304,23 +304,23 @@ impl Segment {
         )
     }
 
-    pub(crate) fn offset_index(&self) -> &[u8] {
+    pub(crate) fn offset_index(&self) -> Result<&[u8]> {
         match &self.indexes {
-            SparseIndexes::Building(b) => &b.offset,
+            SparseIndexes::Building(b) => Ok(&b.offset),
             SparseIndexes::Sealed { offset, .. } => offset.published(),
         }
     }
 
-    pub(crate) fn time_index(&self) -> &[u8] {
+    pub(crate) fn time_index(&self) -> Result<&[u8]> {
         match &self.indexes {
-            SparseIndexes::Building(b) => &b.time,
+            SparseIndexes::Building(b) => Ok(&b.time),
             SparseIndexes::Sealed { time, .. } => time.published(),
         }
     }
 
     /// Header of the batch at `position`; `None` at the end of the published bytes.
     pub(crate) fn header_at(&self, position: u64) -> Result<Option<BatchHeader>> {
-        let data = self.log.published();
+        let data = self.log.published()?;
         let pos = position as usize;
         if pos >= data.len() {
             return Ok(None);
@@ -337,7 +337,7 @@ impl Segment {
     /// Position and header of the first batch whose last offset is >= `offset`.
     pub(crate) fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
         let mut pos = u64::from(offset_index::lookup(
-            self.offset_index(),
+            self.offset_index()?,
             self.relative(offset),
         ));
         while let Some(h) = self.header_at(pos)? {
@@ -349,7 +349,7 @@ impl Segment {
         Ok(None)
     }
 
-    pub(crate) fn bytes(&self, start: u64, end: u64) -> Bytes {
+    pub(crate) fn bytes(&self, start: u64, end: u64) -> Result<Bytes> {
         self.log.bytes(start..end)
     }
 
@@ -426,7 +426,7 @@ impl Segment {
                 ));
             }
             if verify {
-                record_batch::validate_stored(&self.log.published()[pos as usize..end as usize])
+                record_batch::validate_stored(&self.log.published()?[pos as usize..end as usize])
                     .map_err(|e| Error::corrupt(self.log.path(), pos, e.to_string()))?;
             }
             if header.base_offset != expected {
