@@ -119,6 +119,9 @@ pub struct PartitionLog {
     purged_next_offset: i64,
     pub(crate) epochs: LeaderEpochCache,
     durable: DurablePoint,
+    /// Every segment ending at or below this offset is sealed and synced (persisted in
+    /// `recovery-point.checkpoint`; recovery verifies the segments above it).
+    recovery_point: i64,
     generation: u64,
     poisoned: bool,
     scratch: Vec<u8>,
@@ -158,6 +161,7 @@ impl PartitionLog {
                 index: None,
                 next_offset: 0,
             },
+            recovery_point: r.recovery_point,
             generation: 0,
             poisoned: false,
             scratch: Vec::new(),
@@ -469,7 +473,9 @@ impl PartitionLog {
         if active.entry_count == 0 && !active.is_sealed() {
             return Ok(());
         }
-        active.seal(fs.as_ref())?;
+        // The sealed data is synced by the next flush (or never, with `FlushPolicy::Never`);
+        // recovery checks every segment above the recovery point.
+        active.seal(fs.as_ref(), false)?;
         let (base, first_index, prev_term) =
             (active.next_offset, active.next_index(), active.tail_term());
         write_file_atomically(
@@ -478,7 +484,7 @@ impl PartitionLog {
             leader_epoch::CHECKPOINT_FILE,
             self.epochs.encode().as_bytes(),
         )?;
-        let seg = Segment::create(
+        let mut seg = Segment::create(
             fs.as_ref(),
             &self.dir,
             base,
@@ -490,11 +496,6 @@ impl PartitionLog {
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         self.segments.push(seg);
-        // Everything before the new segment was synced by the seal.
-        let end = self.end_point();
-        if end.next_offset > self.durable.next_offset {
-            self.durable = end;
-        }
         Ok(())
     }
 
@@ -761,6 +762,11 @@ impl PartitionLog {
             s.base_offset + i64::from(s.record(slot)?.relative_offset)
         };
         let prev_term = self.segments[si].term_before(slot)?;
+        if self.recovery_point > cut_offset {
+            // Segments rolled after the cut must be checked again by recovery.
+            recovery::write_recovery_point(fs.as_ref(), &self.dir, cut_offset)?;
+            self.recovery_point = cut_offset;
+        }
         if self.log_start_offset > cut_offset {
             // DeleteRecords moved the start past the cut; it can be no later than the log end.
             self.log_start_offset = cut_offset;
@@ -780,6 +786,7 @@ impl PartitionLog {
         if slot > 0 {
             self.segments[si].truncate_and_seal(fs.as_ref(), slot)?;
         }
+        self.sync_sealed()?;
         self.epochs.truncate_from_end(keep_next);
         write_file_atomically(
             fs.as_ref(),
@@ -787,7 +794,7 @@ impl PartitionLog {
             leader_epoch::CHECKPOINT_FILE,
             self.epochs.encode().as_bytes(),
         )?;
-        let seg = Segment::create(
+        let mut seg = Segment::create(
             fs.as_ref(),
             &self.dir,
             cut_offset,
@@ -915,7 +922,7 @@ impl PartitionLog {
             self.segments.pop();
         }
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
-        let seg = Segment::create(
+        let mut seg = Segment::create(
             fs.as_ref(),
             &self.dir,
             next_offset,
@@ -927,6 +934,8 @@ impl PartitionLog {
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         self.segments.push(seg);
+        recovery::write_recovery_point(fs.as_ref(), &self.dir, next_offset)?;
+        self.recovery_point = next_offset;
         self.generation += 1;
         self.durable = self.end_point();
         Ok(())
@@ -1057,21 +1066,48 @@ impl PartitionLog {
         if !self.has_unflushed() {
             return Ok(None);
         }
-        // Sealed segments were synced when sealed, so the active segment's files cover
-        // everything not yet durable.
-        let a = self.active();
-        let files = vec![
-            (a.log.path().to_path_buf(), Arc::clone(a.log.handle())),
-            (
-                a.entries.path().to_path_buf(),
-                Arc::clone(a.entries.handle()),
-            ),
-        ];
+        // Sealed segments not yet synced, then the active one: together they hold everything
+        // that is not durable yet.
+        let mut files = Vec::new();
+        let last = self.segments.len() - 1;
+        for (i, seg) in self.segments.iter().enumerate() {
+            if seg.unsynced || i == last {
+                files.push((seg.log.path().to_path_buf(), Arc::clone(seg.log.handle())));
+                files.push((
+                    seg.entries.path().to_path_buf(),
+                    Arc::clone(seg.entries.handle()),
+                ));
+            }
+        }
         Ok(Some(PendingFlush::new(
             files,
             self.end_point(),
             self.generation,
         )))
+    }
+
+    /// Like [`Self::begin_flush`], but only for sealed segments not yet synced (what Kafka
+    /// flushes when it rolls a segment, even without a flush policy). The active segment is
+    /// left to the page cache.
+    pub fn begin_flush_sealed(&mut self) -> Result<Option<PendingFlush>> {
+        self.check_writable()?;
+        let last = self.segments.len() - 1;
+        let mut files = Vec::new();
+        let mut target = None;
+        for seg in &self.segments[..last] {
+            if seg.unsynced {
+                files.push((seg.log.path().to_path_buf(), Arc::clone(seg.log.handle())));
+                files.push((
+                    seg.entries.path().to_path_buf(),
+                    Arc::clone(seg.entries.handle()),
+                ));
+                target = Some(DurablePoint {
+                    index: seg.next_index().checked_sub(1),
+                    next_offset: seg.next_offset,
+                });
+            }
+        }
+        Ok(target.map(|t| PendingFlush::new(files, t, self.generation)))
     }
 
     /// Completes a group commit. A failed fsync poisons the log for good.
@@ -1081,12 +1117,52 @@ impl PartitionLog {
             return Err(Error::io("fsync", path, e));
         }
         self.check_writable()?;
-        if synced.generation == self.generation
-            && synced.target.next_offset > self.durable.next_offset
+        if synced.generation != self.generation
+            || synced.target.next_offset <= self.durable.next_offset
         {
-            self.durable = synced.target;
+            return Ok(self.durable);
         }
+        self.durable = synced.target;
+        // Sealed segments that end at or before the target are synced now.
+        for seg in &mut self.segments {
+            if seg.next_offset <= synced.target.next_offset && seg.is_sealed() {
+                seg.unsynced = false;
+            }
+        }
+        let r = self.advance_recovery_point();
+        self.note_sync_failure(r)?;
         Ok(self.durable)
+    }
+
+    /// Moves the recovery point up to the first segment that is active or not yet synced.
+    fn advance_recovery_point(&mut self) -> Result<()> {
+        let point = self
+            .segments
+            .iter()
+            .find(|s| s.unsynced || !s.is_sealed())
+            .map_or(self.log_end_offset(), |s| s.base_offset);
+        if point > self.recovery_point {
+            recovery::write_recovery_point(self.fs.as_ref(), &self.dir, point)?;
+            self.recovery_point = point;
+        }
+        Ok(())
+    }
+
+    /// Makes every segment before the active one durable (truncation promises it).
+    fn sync_sealed(&mut self) -> Result<()> {
+        for seg in self.segments.iter_mut().filter(|s| s.is_sealed()) {
+            if seg.unsynced {
+                seg.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and closes the log (a clean shutdown: the next open verifies only
+    /// the active segment).
+    pub fn close(mut self) -> Result<()> {
+        self.flush()?;
+        Ok(())
     }
 
     /// Flushes everything appended so far (begin, sync, finish under `&mut self`).

@@ -97,10 +97,6 @@ impl MappedFile {
         &self.file
     }
 
-    pub(crate) fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -166,8 +162,8 @@ impl MappedFile {
         self.len = len;
     }
 
-    /// Cuts the file to `len` and makes that durable. Only for files whose mapping never left
-    /// this struct (index files), so no reader can hold the bytes being cut.
+    /// Cuts the file to `len` (not synced). Only for files whose mapping never left this struct
+    /// (index files), so no reader can hold the bytes being cut.
     pub(crate) fn shrink(&mut self, len: u64) -> Result<()> {
         self.map = None;
         if let Err(e) = self.file.set_len(len) {
@@ -189,6 +185,10 @@ impl MappedFile {
             ));
         }
         self.sync()
+    }
+
+    pub(crate) fn file_len(&self) -> Result<u64> {
+        self.file.len().ctx("stat", &self.path)
     }
 
     pub(crate) fn sync(&self) -> Result<()> {

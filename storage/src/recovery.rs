@@ -59,7 +59,27 @@ pub(crate) struct Recovered {
     /// The last purged entry and the offset right after it.
     pub(crate) purged: Option<(LogId, i64)>,
     pub(crate) epochs: LeaderEpochCache,
+    pub(crate) recovery_point: i64,
     pub(crate) report: RecoveryReport,
+}
+
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+
+/// Persists the offset below which every segment is sealed and synced.
+pub(crate) fn write_recovery_point(fs: &dyn FileSystem, dir: &Path, offset: i64) -> Result<()> {
+    checkpoint::write(fs, dir, RECOVERY_POINT_FILE, &format!("1\n{offset}\n"))
+}
+
+fn read_recovery_point(fs: &dyn FileSystem, dir: &Path) -> Result<Option<i64>> {
+    Ok(
+        checkpoint::read(fs, dir, RECOVERY_POINT_FILE)?.and_then(|text| {
+            let mut lines = text.lines();
+            (lines.next() == Some("1"))
+                .then(|| lines.next()?.trim().parse().ok())
+                .flatten()
+                .filter(|o: &i64| *o >= 0)
+        }),
+    )
 }
 
 /// All `len` bytes of a file mapped for recovery.
@@ -142,14 +162,24 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
         None => None,
     };
 
+    // Segments ending at or below the recovery point were synced when sealed: trusted (but
+    // checked). The ones above it are verified entry by entry like the active one; the first
+    // one found cut short becomes the end of the log.
+    let loaded_rp = read_recovery_point(fs, dir)?.unwrap_or(0);
     let mut segments: Vec<Segment> = Vec::new();
+    let mut sealed_here = false;
     for (i, &base) in bases.iter().enumerate() {
-        let seg = match bases.get(i + 1) {
-            Some(&bound) => load_sealed(fs, dir, base, bound, config, &mut report)?,
-            None => recover_active(
+        let bound = bases.get(i + 1).copied();
+        let (seg, complete) = match bound {
+            Some(bound) if bound <= loaded_rp => (
+                load_sealed(fs, dir, base, bound, config, &mut report)?,
+                true,
+            ),
+            _ => scan_segment(
                 fs,
                 dir,
                 base,
+                bound,
                 config,
                 segments.last(),
                 log_start_cp,
@@ -170,6 +200,29 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
             ));
         }
         segments.push(seg);
+        if bound.is_some() && !complete {
+            // Everything after the cut was never durable.
+            for &later in &bases[i + 1..] {
+                Segment::remove_files(fs, dir, later)?;
+                report.removed_files.push(file_name(later, LOG_EXT));
+            }
+            report.notes.push(format!(
+                "unsynced segment {base} is cut short; later segments removed"
+            ));
+            fs.sync_dir(dir).ctx("fsync directory", dir)?;
+            break;
+        }
+        if let Some(bound) = bound
+            && bound > loaded_rp
+        {
+            // Verified whole: seal it for good (fresh indexes, data synced).
+            let last = segments.len() - 1;
+            segments[last].seal(fs, true)?;
+            sealed_here = true;
+        }
+    }
+    if sealed_here {
+        fs.sync_dir(dir).ctx("fsync directory", dir)?;
     }
 
     // Reconcile with the log-start checkpoint. A purge or reset is durable when it returns, but
@@ -262,7 +315,12 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
     let purged_id = purged.map(|(p, _)| p);
     let epochs = load_epochs(fs, dir, &segments, purged_id, &mut report)?;
     report.segments = segments.len();
+    let recovery_point = segments[segments.len() - 1].base_offset;
+    if recovery_point != loaded_rp {
+        write_recovery_point(fs, dir, recovery_point)?;
+    }
     Ok(Recovered {
+        recovery_point,
         segments,
         log_start_offset,
         purged,
@@ -290,7 +348,7 @@ fn new_segment(
     prev_term: Option<u64>,
     config: &LogConfig,
 ) -> Result<Segment> {
-    let seg = Segment::create(
+    let mut seg = Segment::create(
         fs,
         dir,
         base,
@@ -427,7 +485,7 @@ fn load_sealed(
     );
     if rebuild {
         seg.rebuild_indexes(true)?;
-        seg.seal(fs)?;
+        seg.seal(fs, true)?;
         fs.sync_dir(dir).ctx("fsync directory", dir)?;
         report.rebuilt_indexes.push(base);
     } else if let Some((ts, rel)) = time_index::last(seg.time_index()?) {
@@ -461,16 +519,21 @@ fn load_sparse_indexes(
     Ok(Some(SparseIndexes::Sealed { offset, time }))
 }
 
+/// Verifies a segment entry by entry and cuts its files after the last intact entry. With a
+/// `bound` (the next segment's base offset) entries at or past it are ignored, and the result
+/// says whether the segment reached it. The segment comes back unsealed (indexes in memory).
 #[allow(clippy::too_many_arguments)]
-fn recover_active(
+fn scan_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     base: i64,
+    bound: Option<i64>,
     config: &LogConfig,
     prev: Option<&Segment>,
     log_start_cp: Option<LogStart>,
     report: &mut RecoveryReport,
-) -> Result<Segment> {
+) -> Result<(Segment, bool)> {
+    let span = bound.map(|b| (b - base) as u64);
     let entries_path = Segment::path(dir, base, ENTRIES_EXT);
     let log_path = Segment::path(dir, base, LOG_EXT);
     let expected_first = prev.map(Segment::next_index);
@@ -541,7 +604,9 @@ fn recover_active(
         let mut rel = 0u64;
         let mut last_term = header.prev_term;
         while let Some(rec) = EntryRecord::decode(ents, slot, header.first_index + slot) {
-            if !entry_is_intact(&rec, data, base, pos, rel, last_term) {
+            if span.is_some_and(|span| u64::from(rec.relative_offset) >= span)
+                || !entry_is_intact(&rec, data, base, pos, rel, last_term)
+            {
                 break;
             }
             pos = rec.end_position();
@@ -561,13 +626,18 @@ fn recover_active(
             .map_or(0, |i| i as u64 + 1);
         (slot, pos, rel, last_term, dropped, garbage)
     };
-    if garbage > 0 || dropped > 0 {
-        report.notes.push(format!(
-            "active segment {base}: kept {kept} entries ({valid_len} bytes), cut {garbage} bytes of torn or unindexed tail"
-        ));
+    let complete = span.is_none_or(|span| next_rel == span);
+    if !complete || bound.is_none() {
+        // Only a segment that ends the log can have a torn tail; past a bound lie the remains
+        // of a truncation.
+        if garbage > 0 || dropped > 0 {
+            report.notes.push(format!(
+                "segment {base}: kept {kept} entries ({valid_len} bytes), cut {garbage} bytes of torn or unindexed tail"
+            ));
+        }
+        report.truncated_log_bytes += garbage;
+        report.dropped_entries += dropped;
     }
-    report.truncated_log_bytes += garbage;
-    report.dropped_entries += dropped;
     let ent_valid = entry_index::file_len_for(kept);
     if log_len != valid_len {
         lf.set_len(valid_len).ctx("truncate", &log_path)?;
@@ -591,7 +661,7 @@ fn recover_active(
         config.index_interval_bytes,
     );
     seg.rebuild_indexes(false)?;
-    // Index files of the active segment are rewritten when it is sealed; drop stale ones.
+    // Index files are rewritten when the segment is sealed; drop stale ones.
     for ext in [OFFSET_INDEX_EXT, TIME_INDEX_EXT] {
         let p = Segment::path(dir, base, ext);
         match fs.remove_file(&p) {
@@ -600,7 +670,7 @@ fn recover_active(
             Err(e) => return Err(Error::io("remove", p, e)),
         }
     }
-    Ok(seg)
+    Ok((seg, complete))
 }
 
 /// Whether entry `rec` is contiguous with what precedes it and its bytes are whole, valid

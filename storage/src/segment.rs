@@ -122,6 +122,8 @@ pub(crate) struct Segment {
     pub(crate) first_batch_timestamp: Option<i64>,
     pub(crate) created_ms: Option<i64>,
     pub(crate) index_interval: u64,
+    /// Data was written since the segment's files were last synced.
+    pub(crate) unsynced: bool,
 }
 
 impl Segment {
@@ -165,6 +167,7 @@ impl Segment {
             first_batch_timestamp: None,
             created_ms: None,
             index_interval,
+            unsynced: false,
         })
     }
 
@@ -197,6 +200,7 @@ impl Segment {
             first_batch_timestamp: None,
             created_ms: None,
             index_interval,
+            unsynced: false,
         }
     }
 
@@ -256,6 +260,7 @@ impl Segment {
         self.entries.write_at(&record.encode(index), record_at)?;
         self.log.publish(position + data.len() as u64);
         self.entries.publish(record_at + RECORD_LEN as u64);
+        self.unsynced = true;
         if self.entry_count == 0 {
             self.first_batch_timestamp = batches.iter().map(|b| b.max_timestamp).max();
         }
@@ -353,21 +358,26 @@ impl Segment {
         self.log.bytes(start..end)
     }
 
-    pub(crate) fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&mut self) -> Result<()> {
         self.log.sync()?;
-        self.entries.sync()
+        self.entries.sync()?;
+        self.unsynced = false;
+        Ok(())
     }
 
-    /// Seals the segment: makes its data durable and writes its sparse indexes (with the final
-    /// time index entry holding the segment's maximum timestamp). The caller syncs the directory.
-    pub(crate) fn seal(&mut self, fs: &dyn FileSystem) -> Result<()> {
+    /// Seals the segment: writes its sparse indexes (with the final time index entry holding
+    /// the segment's maximum timestamp) and, if `sync`, makes its data durable (otherwise the
+    /// next flush does). The caller syncs the directory.
+    pub(crate) fn seal(&mut self, fs: &dyn FileSystem, sync: bool) -> Result<()> {
         // `.entries` is extended ahead of writes; cut it to its records so a sealed segment's
         // entry index has no slack (its mapping never leaves this struct).
         let exact = entry_index::file_len_for(self.entry_count);
-        if self.entries.capacity() != exact {
+        if self.entries.file_len()? > exact {
             self.entries.shrink(exact)?;
         }
-        self.sync()?;
+        if sync {
+            self.sync()?;
+        }
         let max = (
             self.max_timestamp,
             self.relative(self.offset_of_max_timestamp),
@@ -399,7 +409,7 @@ impl Segment {
         self.next_offset = self.base_offset + last.end_relative_offset() as i64;
         self.last_term = Some(last.term);
         self.rebuild_indexes(false)?;
-        self.seal(fs)
+        self.seal(fs, true)
     }
 
     /// Rebuilds the sparse indexes and timestamp statistics by walking the published batches,
