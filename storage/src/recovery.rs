@@ -3,18 +3,21 @@
 //!
 //! Rules:
 //! - A segment exists iff its `.log` exists; stray index files and `*.tmp` files are removed.
-//! - Sealed segments (all but the last) were synced when sealed. Their `.entries` must end
-//!   exactly at the next segment's base offset, and their bytes must be present; anything else
-//!   is reported as [`Error::Corrupt`], never dropped. Entry records past the bound (left by a
-//!   truncation) and bytes past the last entry are trimmed. Missing or implausible `.index` /
-//!   `.timeindex` files are rebuilt from the log, verifying every batch CRC.
-//! - The active segment is scanned entry by entry: an entry is kept when its record is intact
-//!   and contiguous and its bytes are whole, CRC-valid batches with the expected offsets and
-//!   epoch. The first failure ends the log there (the shorter consistent prefix of `.entries`
-//!   and `.log` wins); the files are cut to it and synced. Its sparse indexes are rebuilt.
+//! - Segments that end at or below the recovery point were synced when the point passed them.
+//!   Their `.entries` must end exactly at the next segment's base offset and their bytes must be
+//!   present; anything else is reported as [`Error::Corrupt`], never dropped. Entry records past
+//!   the bound (left by a truncation) and bytes past the last entry are trimmed. Missing or
+//!   implausible `.index` / `.timeindex` files are rebuilt from the log, verifying every batch.
+//! - Every other segment (sealed but never synced, and the active one) is scanned entry by
+//!   entry: an entry is kept when its record is intact and contiguous and its bytes are whole,
+//!   CRC-valid batches with the expected offsets and epoch. The first failure ends the log there
+//!   (the shorter consistent prefix of `.entries` and `.log` wins): the files are cut to it and
+//!   synced, and any later segments are removed. A sealed segment that passes is synced and
+//!   sealed again with fresh indexes; the recovery point then moves to the active segment.
 //! - `log-start.checkpoint` gives the log start and last purged entry; segments wholly below
-//!   it are deleted (an interrupted purge). A checkpoint that runs past the log (an interrupted
-//!   reset) empties the log at the checkpoint's position.
+//!   it are deleted (an interrupted purge). When the purged entry lies past the recovered log
+//!   (its entries were never synced, or a reset was interrupted), the log restarts empty right
+//!   after it. A log start past the recovered end moves back to it.
 //! - `leader-epochs.checkpoint` is checked against the entry index and extended with the
 //!   active segment's terms; if it is missing or inconsistent it is rebuilt from the entries.
 
