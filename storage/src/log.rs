@@ -170,6 +170,11 @@ impl PartitionLog {
         };
         // Recovery synced what it kept, so all of it is durable.
         log.durable = log.end_point();
+        let report = &log.report;
+        if report.truncated_log_bytes > 0 || report.dropped_entries > 0 || !report.notes.is_empty()
+        {
+            tracing::warn!(dir = %log.dir.display(), ?report, "log recovered with repairs");
+        }
         Ok(log)
     }
 

@@ -48,6 +48,14 @@ fn headers(bytes: &Bytes) -> Vec<BatchHeader> {
 }
 
 #[test]
+fn the_log_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+    assert_send_sync::<PendingFlush>();
+    assert_send_sync::<Flusher>();
+}
+
+#[test]
 fn append_assigns_offsets_stamps_headers_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
