@@ -1213,8 +1213,12 @@ fn stamp_entry(
             position: pos,
             source,
         })?;
-        record_batch::set_base_offset(batch, next);
-        record_batch::set_partition_leader_epoch(batch, epoch);
+        let stamp = record_batch::set_base_offset(batch, next)
+            .and_then(|()| record_batch::set_partition_leader_epoch(batch, epoch));
+        stamp.map_err(|source| Error::Batch {
+            position: pos,
+            source,
+        })?;
         let last_offset = next + i64::from(h.last_offset_delta);
         infos.push(BatchInfo {
             position_in_entry: pos as u32,

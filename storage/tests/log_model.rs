@@ -3,7 +3,7 @@
 //! bytes at a random point; everything the log reported durable must survive, and what
 //! survives must be a prefix of what was written.
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 48).
+//! `PROPTEST_CASES` sets the number of cases (default 32).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -150,14 +150,14 @@ fn batch(records: u8, ts: i16) -> Bytes {
 
 fn stamp(b: &Bytes, base: i64, term: u64) -> Bytes {
     let mut v = b.to_vec();
-    set_base_offset(&mut v, base);
-    set_partition_leader_epoch(&mut v, term as i32);
+    set_base_offset(&mut v, base).unwrap();
+    set_partition_leader_epoch(&mut v, term as i32).unwrap();
     Bytes::from(v)
 }
 
 fn config() -> LogConfig {
     LogConfig {
-        segment_bytes: 700,
+        segment_bytes: 1500,
         index_interval_bytes: 150,
         ..LogConfig::default()
     }
@@ -459,7 +459,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
+        .unwrap_or(32)
 }
 
 proptest! {

@@ -134,8 +134,8 @@ fn verify(dir: &std::path::Path, durable_index: i64, durable_offset: i64) -> u64
             validate(&batches[0]).unwrap_or_else(|err| panic!("entry {i} fails validation: {err}"));
         assert_eq!(h.record_count as usize, records_in(i));
         let mut expected = entry(i).to_vec();
-        set_base_offset(&mut expected, expected_base_offset(i));
-        set_partition_leader_epoch(&mut expected, (1 + i / 100) as i32);
+        set_base_offset(&mut expected, expected_base_offset(i)).unwrap();
+        set_partition_leader_epoch(&mut expected, (1 + i / 100) as i32).unwrap();
         assert_eq!(&e.bytes[..], &expected[..], "entry {i} content");
     }
     // Kafka reads agree with the entries.
