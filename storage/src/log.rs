@@ -774,8 +774,11 @@ impl PartitionLog {
         }
         if self.log_start_offset > cut_offset {
             // DeleteRecords moved the start past the cut; it can be no later than the log end.
+            self.write_log_start_as(
+                cut_offset,
+                self.purged.map(|p| (p, self.purged_next_offset)),
+            )?;
             self.log_start_offset = cut_offset;
-            self.write_log_start()?;
         }
         // Later segments go first, newest first, so a crash leaves a prefix of the old log.
         while self.segments.len() > si + 1 {
@@ -784,8 +787,9 @@ impl PartitionLog {
             self.segments.pop();
         }
         if slot == 0 {
+            // Unlinked but kept in memory until its replacement exists, so the log always has
+            // a segment to serve reads from (the mapping outlives the file name).
             Segment::remove_files(fs.as_ref(), &self.dir, cut_offset)?;
-            self.segments.pop();
         }
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         if slot > 0 {
@@ -810,6 +814,9 @@ impl PartitionLog {
         )?;
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        if slot == 0 {
+            self.segments.pop();
+        }
         self.segments.push(seg);
         if self.last_index().is_none() && self.purged.is_some() {
             self.normalize_empty_epochs();
@@ -869,10 +876,14 @@ impl PartitionLog {
                 stored: meta.term,
             });
         }
+        let log_start_offset = self.log_start_offset.max(meta.next_offset);
+        self.write_log_start_as(
+            log_start_offset,
+            Some((LogId { index, term }, meta.next_offset)),
+        )?;
         self.purged = Some(LogId { index, term });
         self.purged_next_offset = meta.next_offset;
-        self.log_start_offset = self.log_start_offset.max(meta.next_offset);
-        self.write_log_start()?;
+        self.log_start_offset = log_start_offset;
         self.epochs.truncate_from_start(index + 1, meta.next_offset);
         self.normalize_empty_epochs();
         let fs = Arc::clone(&self.fs);
@@ -910,21 +921,19 @@ impl PartitionLog {
 
     fn reset_inner(&mut self, next_index: u64, next_offset: i64, purged: LogId) -> Result<()> {
         let fs = Arc::clone(&self.fs);
-        // The checkpoint goes first: recovery finishes an interrupted reset from it.
-        self.purged = Some(purged);
-        self.purged_next_offset = next_offset;
-        self.log_start_offset = next_offset;
-        self.write_log_start()?;
-        self.epochs = LeaderEpochCache::for_empty_log(Some(purged.term), next_offset, next_index);
+        // The checkpoint goes first: recovery finishes an interrupted reset from it. The
+        // in-memory state changes only once the new segment exists.
+        self.write_log_start_as(next_offset, Some((purged, next_offset)))?;
+        let epochs = LeaderEpochCache::for_empty_log(Some(purged.term), next_offset, next_index);
         write_file_atomically(
             fs.as_ref(),
             &self.dir,
             leader_epoch::CHECKPOINT_FILE,
-            self.epochs.encode().as_bytes(),
+            epochs.encode().as_bytes(),
         )?;
-        while let Some(seg) = self.segments.last() {
+        // Newest first, so a crash leaves a prefix; kept in memory until the new segment exists.
+        for seg in self.segments.iter().rev() {
             Segment::remove_files(fs.as_ref(), &self.dir, seg.base_offset)?;
-            self.segments.pop();
         }
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         let mut seg = Segment::create(
@@ -938,7 +947,12 @@ impl PartitionLog {
         )?;
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        self.segments.clear();
         self.segments.push(seg);
+        self.purged = Some(purged);
+        self.purged_next_offset = next_offset;
+        self.log_start_offset = next_offset;
+        self.epochs = epochs;
         recovery::write_recovery_point(fs.as_ref(), &self.dir, next_offset)?;
         self.recovery_point = next_offset;
         self.generation += 1;
@@ -961,18 +975,20 @@ impl PartitionLog {
         if offset <= self.log_start_offset {
             return Ok(false);
         }
-        self.log_start_offset = offset;
-        let r = self.write_log_start();
+        let r = self.write_log_start_as(offset, self.purged.map(|p| (p, self.purged_next_offset)));
         self.note_sync_failure(r)?;
+        self.log_start_offset = offset;
         Ok(true)
     }
 
-    fn write_log_start(&self) -> Result<()> {
+    fn write_log_start_as(
+        &self,
+        log_start_offset: i64,
+        purged: Option<(LogId, i64)>,
+    ) -> Result<()> {
         let cp = LogStart {
-            log_start_offset: self.log_start_offset,
-            purged: self
-                .purged
-                .map(|p| (p.index, p.term, self.purged_next_offset)),
+            log_start_offset,
+            purged: purged.map(|(p, next)| (p.index, p.term, next)),
         };
         checkpoint::write(self.fs.as_ref(), &self.dir, LOG_START_FILE, &cp.encode())
     }

@@ -278,3 +278,44 @@ fn power_loss_right_after_a_truncation_does_not_resurrect_entries() {
         }
     }
 }
+
+#[test]
+fn a_reset_or_cut_that_fails_midway_keeps_the_log_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new();
+    let mut log = open(dir.path(), &fs);
+    for i in 0..10 {
+        log.append(i, 1, &batch(i), 0).unwrap();
+    }
+    let held = log.read(0, usize::MAX, i64::MAX, true).unwrap().records;
+    fs.inject(FaultRule::once(FaultOp::Create, FaultKind::NoSpace).on_path(".entries"));
+    assert!(
+        log.reset(50, 100, shoal_storage::LogId { index: 49, term: 2 })
+            .is_err()
+    );
+    assert!(log.is_poisoned());
+    // Nothing panics; reads answer from what is in memory; handed-out bytes are unchanged.
+    let start = log.log_start_offset();
+    assert!(log.read(start, usize::MAX, i64::MAX, true).is_ok());
+    assert!(log.entry_meta(3).is_ok());
+    assert_eq!(split_batches(&held).count(), held_batches(&held));
+    drop(log);
+    let mut log = open(dir.path(), &fs);
+    // The reset's checkpoint was written first, so recovery finishes it.
+    assert_eq!((log.next_index(), log.log_end_offset()), (50, 100));
+    log.append(50, 2, &batch(50), 0).unwrap();
+
+    // A cut at a segment's base whose replacement cannot be created.
+    fs.inject(FaultRule::once(FaultOp::Create, FaultKind::Eio).on_path(".entries"));
+    assert!(log.truncate_after(Some(49)).is_err());
+    assert!(log.read(100, usize::MAX, i64::MAX, true).is_ok());
+    drop(log);
+    let log = open(dir.path(), &fs);
+    assert_eq!(log.next_index(), 50);
+}
+
+fn held_batches(b: &Bytes) -> usize {
+    split_batches(b)
+        .filter(|x| x.as_ref().is_ok_and(|x| validate(x).is_ok()))
+        .count()
+}
