@@ -550,7 +550,10 @@ impl PartitionLog {
             }
             let mut end = pos + first_len;
             let mut next = first.next_offset();
-            while let Some(h) = seg.header_at(end)? {
+            // Any further batch is at least a header long.
+            while end - pos + crate::record_batch::BATCH_HEADER_LEN as u64 <= max_bytes as u64
+                && let Some(h) = seg.header_at(end)?
+            {
                 let len = h.total_len() as u64;
                 if h.last_offset() >= upper || end + len - pos > max_bytes as u64 {
                     break;
