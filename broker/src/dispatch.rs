@@ -113,6 +113,7 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
                 partitions: Arc::clone(&node.partitions),
                 image: node.metadata.image(),
                 shutdown: node.shutdown.clone(),
+                max_bytes: node.config.fetch_max_bytes,
             };
             fetch::handle(ctx, req, version)
         }

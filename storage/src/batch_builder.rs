@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn varints_match_kafka_byte_utils() {
-        // Values and encodings from Kafka's ByteUtilsTest (zigzag varints).
+        // Zigzag, then 7-bit groups, low group first, as Kafka's ByteUtils writes them.
         let cases: [(i32, &[u8]); 6] = [
             (0, &[0x00]),
             (-1, &[0x01]),

@@ -1,7 +1,7 @@
 //! Small checkpoint files (text, written via temp file + fsync + rename + directory fsync).
 //!
-//! `log-start.checkpoint`: version line `1`, then `log_start_offset purged_index purged_term`
-//! (`-1 -1` when nothing was purged).
+//! `log-start.checkpoint`: version line `1`, then `log_start_offset purged_index purged_term
+//! purged_next_offset` (`-1 -1 -1` when nothing was purged).
 
 use std::io;
 use std::path::Path;
@@ -39,14 +39,15 @@ pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, name: &str, text: &str) -> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LogStart {
     pub(crate) log_start_offset: i64,
-    pub(crate) purged: Option<(u64, u64)>,
+    /// Last purged entry: index, term, and the offset right after it.
+    pub(crate) purged: Option<(u64, u64, i64)>,
 }
 
 impl LogStart {
     pub(crate) fn encode(&self) -> String {
         match self.purged {
-            Some((i, t)) => format!("1\n{} {i} {t}\n", self.log_start_offset),
-            None => format!("1\n{} -1 -1\n", self.log_start_offset),
+            Some((i, t, o)) => format!("1\n{} {i} {t} {o}\n", self.log_start_offset),
+            None => format!("1\n{} -1 -1 -1\n", self.log_start_offset),
         }
     }
 
@@ -60,13 +61,17 @@ impl LogStart {
             return None;
         }
         match parts.as_slice() {
-            [o, "-1", "-1"] => Some(LogStart {
+            [o, "-1", "-1", "-1"] => Some(LogStart {
                 log_start_offset: o.parse().ok().filter(|o: &i64| *o >= 0)?,
                 purged: None,
             }),
-            [o, i, t] => Some(LogStart {
+            [o, i, t, n] => Some(LogStart {
                 log_start_offset: o.parse().ok().filter(|o: &i64| *o >= 0)?,
-                purged: Some((i.parse().ok()?, t.parse().ok()?)),
+                purged: Some((
+                    i.parse().ok()?,
+                    t.parse().ok()?,
+                    n.parse().ok().filter(|n: &i64| *n >= 0)?,
+                )),
             }),
             _ => None,
         }
@@ -86,13 +91,13 @@ mod tests {
             },
             LogStart {
                 log_start_offset: 42,
-                purged: Some((7, 3)),
+                purged: Some((7, 3, 40)),
             },
         ] {
             assert_eq!(LogStart::decode(&ls.encode()), Some(ls));
         }
-        assert_eq!(LogStart::decode("1\n-3 -1 -1\n"), None);
-        assert_eq!(LogStart::decode("2\n0 -1 -1\n"), None);
-        assert_eq!(LogStart::decode("1\n0 x 1\n"), None);
+        assert_eq!(LogStart::decode("1\n-3 -1 -1 -1\n"), None);
+        assert_eq!(LogStart::decode("2\n0 -1 -1 -1\n"), None);
+        assert_eq!(LogStart::decode("1\n0 x 1 1\n"), None);
     }
 }

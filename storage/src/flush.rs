@@ -103,8 +103,8 @@ impl Shared {
 ///
 /// `GroupCommit`: after [`Flusher::notify`], flush at once; appends that arrive during a sync
 /// are covered by the next one. `IntervalMs(n)`: flush unflushed data once `n` ms (by the
-/// injected clock) passed since the last flush. `Never`: never flushes (the log still syncs a
-/// segment when it seals it).
+/// injected clock) passed since the last flush. `Never`: the active segment stays in the page
+/// cache; segments are synced in the background once sealed (as Kafka flushes on roll).
 /// After a failed fsync the listener gets the error and the thread stops.
 #[derive(Debug)]
 pub struct Flusher {
@@ -133,7 +133,9 @@ impl Flusher {
                                 break;
                             }
                             match policy {
-                                FlushPolicy::GroupCommit if sig.pending => break,
+                                FlushPolicy::GroupCommit | FlushPolicy::Never if sig.pending => {
+                                    break;
+                                }
                                 FlushPolicy::IntervalMs(ms) => {
                                     let due = last_flush_ms.saturating_add(ms as i64);
                                     let now = clock.now_ms();
@@ -154,8 +156,9 @@ impl Flusher {
                         sig.pending = false;
                         sig.stop
                     };
-                    if !(stop && policy == FlushPolicy::Never) {
-                        match flush_once(&log) {
+                    {
+                        let sealed_only = policy == FlushPolicy::Never;
+                        match flush_once(&log, sealed_only) {
                             Ok(Some(point)) => {
                                 last_flush_ms = clock.now_ms();
                                 listener(Ok(point));
@@ -206,10 +209,14 @@ impl Drop for Flusher {
 }
 
 /// One group commit: begin under the lock, sync without it, finish under it.
-fn flush_once(log: &Mutex<PartitionLog>) -> Result<Option<DurablePoint>, Error> {
+fn flush_once(log: &Mutex<PartitionLog>, sealed_only: bool) -> Result<Option<DurablePoint>, Error> {
     let pending = {
         let mut l = log.lock().map_err(|_| Error::Poisoned)?;
-        l.begin_flush()?
+        if sealed_only {
+            l.begin_flush_sealed()?
+        } else {
+            l.begin_flush()?
+        }
     };
     let Some(pending) = pending else {
         return Ok(None);

@@ -44,13 +44,42 @@ impl LeaderEpochCache {
 
     /// Records that `entry.epoch` starts at this entry, if it is newer than the latest epoch.
     /// Returns whether the cache changed.
+    /// Like Kafka's `assign`, an earlier entry starting at the same place (an epoch that
+    /// never got entries, such as the one an emptied log carries) is replaced.
     pub(crate) fn assign(&mut self, entry: EpochEntry) -> bool {
-        match self.entries.last() {
-            Some(last) if last.epoch >= entry.epoch => false,
-            _ => {
-                self.entries.push(entry);
-                true
-            }
+        if self
+            .entries
+            .last()
+            .is_some_and(|last| last.epoch >= entry.epoch)
+        {
+            return false;
+        }
+        while self.entries.last().is_some_and(|last| {
+            last.start_index >= entry.start_index || last.start_offset >= entry.start_offset
+        }) {
+            self.entries.pop();
+        }
+        self.entries.push(entry);
+        true
+    }
+
+    /// The cache of a log without entries: the last purged entry's term (if any) is the
+    /// latest epoch and starts at the log end, as Kafka keeps the latest epoch of a log
+    /// emptied by retention.
+    pub(crate) fn for_empty_log(
+        purged_term: Option<u64>,
+        log_end_offset: i64,
+        next_index: u64,
+    ) -> Self {
+        LeaderEpochCache {
+            entries: purged_term
+                .map(|epoch| EpochEntry {
+                    epoch,
+                    start_offset: log_end_offset,
+                    start_index: next_index,
+                })
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -27,16 +27,18 @@
 //! writes the entry to the `.log` and its record to the `.entries` with positional writes, and
 //! publishes it. Reads return `Bytes` that borrow the segment's mapping (no copy); only
 //! published bytes are handed out. Appends never wait for an fsync: `begin_flush` captures the
-//! active segment's files, `PendingFlush::sync` runs fdatasync with no lock held (so one sync
-//! covers every entry appended before it began: group commit), and `finish_flush` advances the
-//! durable point. A failed fsync poisons the log: every later write or flush returns
-//! [`Error::Poisoned`].
+//! files not yet synced (the active segment's and any sealed since the last flush),
+//! `PendingFlush::sync` runs fdatasync with no lock held (so one sync covers every entry
+//! appended before it began: group commit), and `finish_flush` advances the durable point. A
+//! failed fsync poisons the log: every later write or flush returns [`Error::Poisoned`]. A
+//! truncation, purge or reset that fails part way also poisons it (the files stay a consistent
+//! prefix; reopen to continue).
 //!
 //! # On-disk format
 //! A log directory holds, per segment, files named by the segment's base offset (20 digits):
 //! - `{base_offset:020}.log`: the batches, back to back, exactly as Kafka stores them. Its
-//!   presence defines the segment. The file may be longer than its data (it is extended ahead
-//!   of writes and never shrunk while mapped); the data ends where the entry index says.
+//!   presence defines the segment. A sealed file may be longer than its data (a truncation
+//!   never shrinks a mapped file); the data ends where the entry index says.
 //! - `{base_offset:020}.entries`: the dense Raft entry index. 40-byte header (magic `SHLE`,
 //!   version, base offset, first Raft index, term of the entry before it, CRC-32C), then one
 //!   32-byte record per entry: term u64, offset relative to the base u32, number of offsets
@@ -50,13 +52,19 @@
 //!   set it, added with the offset index entries when the maximum grew, plus a final entry with
 //!   the segment's maximum when it is sealed.
 //! - `leader-epochs.checkpoint`: text; `1`, a count, then `epoch start_offset start_index` per
-//!   term. `log-start.checkpoint`: text; `1`, then `log_start_offset purged_index purged_term`.
-//!   Both are replaced atomically (temp file, fsync, rename, directory fsync).
+//!   term. `log-start.checkpoint`: text; `1`, then `log_start_offset purged_index purged_term
+//!   purged_next_offset` (`-1 -1 -1` before any purge). `recovery-point.checkpoint`: text; `1`,
+//!   then the offset below which every segment is sealed and synced. All are replaced
+//!   atomically (temp file, fsync, rename, directory fsync).
 //! - `.lock`: held with an exclusive lock while the log is open.
 //!
-//! The active (last) segment keeps its sparse indexes in memory; sealing a segment (a roll or a
-//! truncation) fsyncs its `.log` and `.entries` and writes both index files atomically. Sealed
-//! segments are therefore always durable.
+//! The active (last) segment keeps its sparse indexes in memory; sealing it (a roll) writes both
+//! index files atomically and starts a new segment file (synced, with the directory). The sealed
+//! data itself is synced by the next flush, which covers every not-yet-synced segment and then
+//! advances the recovery point; with `FlushPolicy::Never` the [`Flusher`] syncs sealed segments
+//! in the background, as Kafka flushes a segment when it rolls. Truncation seals synchronously.
+//! Files grow by their writes (appends at the end, never into holes); the `.log` is mapped ahead
+//! of them and only bytes checked to lie inside the file are read.
 //!
 //! # Truncation without rewriting
 //! `truncate_after` never shrinks or rewrites a file that readers may have mapped: later
@@ -67,13 +75,15 @@
 //! directory are synced before the call returns.
 //!
 //! # Recovery rules
-//! See `recovery.rs`. In short: stray files of interrupted operations are removed; sealed
-//! segments must be whole (entry index ending exactly at the next base offset, data present) or
-//! open fails with [`Error::Corrupt`]; their sparse indexes are sanity-checked and rebuilt (with
-//! CRC checks) if needed; the active segment is scanned and cut at the first entry whose record
-//! or batches are not intact (torn tail, bad CRC, index and log disagreeing: the shorter
-//! consistent prefix wins), and its indexes are rebuilt; the checkpoints are checked against
-//! the entries and rebuilt or completed when stale. Everything flushed before a crash survives.
+//! See `recovery.rs`. In short: stray files of interrupted operations are removed; segments
+//! below the recovery point (synced) must be whole (entry index ending exactly at the next base
+//! offset, data present) or open fails with [`Error::Corrupt`], and their sparse indexes are
+//! sanity-checked and rebuilt (with CRC checks) if needed; segments above it (never synced) and
+//! the active segment are verified entry by entry (record checksum, contiguity, batch CRCs,
+//! offsets, epoch) and the log ends at the first entry that is not intact (a torn tail, bad CRC,
+//! or index and log disagreeing: the shorter consistent prefix wins), later segments removed;
+//! the checkpoints are checked against the entries and rebuilt or completed when stale.
+//! Everything reported durable before a crash survives.
 
 pub mod batch_builder;
 mod checkpoint;

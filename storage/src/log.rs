@@ -115,8 +115,13 @@ pub struct PartitionLog {
     pub(crate) segments: Vec<Segment>,
     pub(crate) log_start_offset: i64,
     pub(crate) purged: Option<LogId>,
+    /// Offset right after the last purged entry.
+    purged_next_offset: i64,
     pub(crate) epochs: LeaderEpochCache,
     durable: DurablePoint,
+    /// Every segment ending at or below this offset is sealed and synced (persisted in
+    /// `recovery-point.checkpoint`; recovery verifies the segments above it).
+    recovery_point: i64,
     generation: u64,
     poisoned: bool,
     scratch: Vec<u8>,
@@ -149,12 +154,14 @@ impl PartitionLog {
             _lock: lock,
             segments: r.segments,
             log_start_offset: r.log_start_offset,
-            purged: r.purged,
+            purged: r.purged.map(|(id, _)| id),
+            purged_next_offset: r.purged.map_or(0, |(_, o)| o),
             epochs: r.epochs,
             durable: DurablePoint {
                 index: None,
                 next_offset: 0,
             },
+            recovery_point: r.recovery_point,
             generation: 0,
             poisoned: false,
             scratch: Vec::new(),
@@ -163,6 +170,11 @@ impl PartitionLog {
         };
         // Recovery synced what it kept, so all of it is durable.
         log.durable = log.end_point();
+        let report = &log.report;
+        if report.truncated_log_bytes > 0 || report.dropped_entries > 0 || !report.notes.is_empty()
+        {
+            tracing::warn!(dir = %log.dir.display(), ?report, "log recovered with repairs");
+        }
         Ok(log)
     }
 
@@ -274,6 +286,17 @@ impl PartitionLog {
             self.poisoned = true;
         }
         r
+    }
+
+    /// Keeps the epoch cache of an emptied log in its canonical form (see `for_empty_log`).
+    fn normalize_empty_epochs(&mut self) {
+        if self.last_index().is_none() {
+            self.epochs = LeaderEpochCache::for_empty_log(
+                self.purged.map(|p| p.term),
+                self.log_end_offset(),
+                self.next_index(),
+            );
+        }
     }
 
     fn end_point(&self) -> DurablePoint {
@@ -455,7 +478,9 @@ impl PartitionLog {
         if active.entry_count == 0 && !active.is_sealed() {
             return Ok(());
         }
-        active.seal(fs.as_ref())?;
+        // The sealed data is synced by the next flush (or never, with `FlushPolicy::Never`);
+        // recovery checks every segment above the recovery point.
+        active.seal(fs.as_ref(), false)?;
         let (base, first_index, prev_term) =
             (active.next_offset, active.next_index(), active.tail_term());
         write_file_atomically(
@@ -464,7 +489,7 @@ impl PartitionLog {
             leader_epoch::CHECKPOINT_FILE,
             self.epochs.encode().as_bytes(),
         )?;
-        let seg = Segment::create(
+        let mut seg = Segment::create(
             fs.as_ref(),
             &self.dir,
             base,
@@ -476,11 +501,6 @@ impl PartitionLog {
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         self.segments.push(seg);
-        // Everything before the new segment was synced by the seal.
-        let end = self.end_point();
-        if end.next_offset > self.durable.next_offset {
-            self.durable = end;
-        }
         Ok(())
     }
 
@@ -530,7 +550,10 @@ impl PartitionLog {
             }
             let mut end = pos + first_len;
             let mut next = first.next_offset();
-            while let Some(h) = seg.header_at(end)? {
+            // Any further batch is at least a header long.
+            while end - pos + crate::record_batch::BATCH_HEADER_LEN as u64 <= max_bytes as u64
+                && let Some(h) = seg.header_at(end)?
+            {
                 let len = h.total_len() as u64;
                 if h.last_offset() >= upper || end + len - pos > max_bytes as u64 {
                     break;
@@ -539,7 +562,7 @@ impl PartitionLog {
                 next = h.next_offset();
             }
             return Ok(ReadOutcome {
-                records: seg.bytes(pos, end),
+                records: seg.bytes(pos, end)?,
                 first_offset: Some(first.base_offset),
                 next_offset: next,
                 log_start_offset: lso,
@@ -566,14 +589,14 @@ impl PartitionLog {
             if seg.max_timestamp < timestamp || seg.next_offset <= start {
                 continue;
             }
-            let hint = time_index::lookup(seg.time_index(), timestamp)
+            let hint = time_index::lookup(seg.time_index()?, timestamp)
                 .map_or(seg.base_offset, |(_, rel)| seg.base_offset + i64::from(rel));
             let Some((mut pos, mut h)) = seg.locate(hint.max(start))? else {
                 continue;
             };
             loop {
                 if h.last_offset() >= start && h.max_timestamp >= timestamp {
-                    return Ok(Some(batch_ref(seg, pos, &h)));
+                    return Ok(Some(batch_ref(seg, pos, &h)?));
                 }
                 pos += h.total_len() as u64;
                 match seg.header_at(pos)? {
@@ -603,10 +626,10 @@ impl PartitionLog {
         let Some(seg) = best else { return Ok(None) };
         let rel =
             (seg.offset_of_max_timestamp - seg.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        let mut pos = u64::from(crate::offset_index::lookup(seg.offset_index(), rel));
+        let mut pos = u64::from(crate::offset_index::lookup(seg.offset_index()?, rel));
         while let Some(h) = seg.header_at(pos)? {
             if h.max_timestamp == seg.max_timestamp {
-                return Ok(Some(batch_ref(seg, pos, &h)));
+                return Ok(Some(batch_ref(seg, pos, &h)?));
             }
             pos += h.total_len() as u64;
         }
@@ -694,7 +717,7 @@ impl PartitionLog {
                     next_offset: seg.base_offset + rec.end_relative_offset() as i64,
                     size_bytes: rec.length,
                 },
-                bytes: seg.bytes(u64::from(rec.position), rec.end_position()),
+                bytes: seg.bytes(u64::from(rec.position), rec.end_position())?,
             });
         }
         Ok(out)
@@ -705,10 +728,30 @@ impl PartitionLog {
 
     /// Keeps entries `..=index` (`None`: removes every entry). Bytes readers may hold are never
     /// rewritten: a new segment file starts at the truncation point. Durable before it returns.
+    ///
+    /// If it fails part way, the files hold a prefix of the old log at least as long as the
+    /// requested one, and the log is poisoned: reopen it to continue.
     pub fn truncate_after(&mut self, index: Option<u64>) -> Result<()> {
         self.check_writable()?;
+        let first = self.first_index();
+        if index.is_some_and(|i| i + 1 < first) {
+            return Err(Error::IndexOutOfRange {
+                index: index.unwrap_or(0),
+                first_index: first,
+                next_index: self.next_index(),
+            });
+        }
         let r = self.truncate_inner(index);
-        self.note_sync_failure(r)
+        self.poison_on_error(r)
+    }
+
+    /// Structural changes (truncate, purge, reset) that fail part way leave the files
+    /// consistent but the in-memory view possibly ahead of them; refuse further writes.
+    fn poison_on_error<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
     }
 
     fn truncate_inner(&mut self, index: Option<u64>) -> Result<()> {
@@ -716,13 +759,6 @@ impl PartitionLog {
         let keep_next = index.map_or(first, |i| i + 1);
         if keep_next >= next {
             return Ok(());
-        }
-        if keep_next < first {
-            return Err(Error::IndexOutOfRange {
-                index: keep_next - 1,
-                first_index: first,
-                next_index: next,
-            });
         }
         let fs = Arc::clone(&self.fs);
         let si = self.segment_for_index(keep_next);
@@ -734,10 +770,18 @@ impl PartitionLog {
             s.base_offset + i64::from(s.record(slot)?.relative_offset)
         };
         let prev_term = self.segments[si].term_before(slot)?;
+        if self.recovery_point > cut_offset {
+            // Segments rolled after the cut must be checked again by recovery.
+            recovery::write_recovery_point(fs.as_ref(), &self.dir, cut_offset)?;
+            self.recovery_point = cut_offset;
+        }
         if self.log_start_offset > cut_offset {
             // DeleteRecords moved the start past the cut; it can be no later than the log end.
+            self.write_log_start_as(
+                cut_offset,
+                self.purged.map(|p| (p, self.purged_next_offset)),
+            )?;
             self.log_start_offset = cut_offset;
-            self.write_log_start()?;
         }
         // Later segments go first, newest first, so a crash leaves a prefix of the old log.
         while self.segments.len() > si + 1 {
@@ -746,13 +790,15 @@ impl PartitionLog {
             self.segments.pop();
         }
         if slot == 0 {
+            // Unlinked but kept in memory until its replacement exists, so the log always has
+            // a segment to serve reads from (the mapping outlives the file name).
             Segment::remove_files(fs.as_ref(), &self.dir, cut_offset)?;
-            self.segments.pop();
         }
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         if slot > 0 {
             self.segments[si].truncate_and_seal(fs.as_ref(), slot)?;
         }
+        self.sync_sealed()?;
         self.epochs.truncate_from_end(keep_next);
         write_file_atomically(
             fs.as_ref(),
@@ -760,7 +806,7 @@ impl PartitionLog {
             leader_epoch::CHECKPOINT_FILE,
             self.epochs.encode().as_bytes(),
         )?;
-        let seg = Segment::create(
+        let mut seg = Segment::create(
             fs.as_ref(),
             &self.dir,
             cut_offset,
@@ -771,7 +817,20 @@ impl PartitionLog {
         )?;
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        if slot == 0 {
+            self.segments.pop();
+        }
         self.segments.push(seg);
+        if self.last_index().is_none() && self.purged.is_some() {
+            self.normalize_empty_epochs();
+            write_file_atomically(
+                fs.as_ref(),
+                &self.dir,
+                leader_epoch::CHECKPOINT_FILE,
+                self.epochs.encode().as_bytes(),
+            )?;
+            fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        }
         self.generation += 1;
         // Everything kept was synced (sealed segments, and the cut segment by its seal).
         self.durable = self.end_point();
@@ -783,8 +842,24 @@ impl PartitionLog {
     /// entry (the log becomes empty); beyond it, use [`PartitionLog::reset`].
     pub fn purge_upto(&mut self, index: u64, term: u64) -> Result<()> {
         self.check_writable()?;
+        let first = self.first_index();
+        if index >= first {
+            // Argument errors change nothing and do not poison.
+            let meta = self.entry_meta(index)?.ok_or(Error::IndexOutOfRange {
+                index,
+                first_index: first,
+                next_index: self.next_index(),
+            })?;
+            if meta.term != term {
+                return Err(Error::TermMismatch {
+                    index,
+                    term,
+                    stored: meta.term,
+                });
+            }
+        }
         let r = self.purge_inner(index, term);
-        self.note_sync_failure(r)
+        self.poison_on_error(r)
     }
 
     fn purge_inner(&mut self, index: u64, term: u64) -> Result<()> {
@@ -804,10 +879,16 @@ impl PartitionLog {
                 stored: meta.term,
             });
         }
+        let log_start_offset = self.log_start_offset.max(meta.next_offset);
+        self.write_log_start_as(
+            log_start_offset,
+            Some((LogId { index, term }, meta.next_offset)),
+        )?;
         self.purged = Some(LogId { index, term });
-        self.log_start_offset = self.log_start_offset.max(meta.next_offset);
-        self.write_log_start()?;
+        self.purged_next_offset = meta.next_offset;
+        self.log_start_offset = log_start_offset;
         self.epochs.truncate_from_start(index + 1, meta.next_offset);
+        self.normalize_empty_epochs();
         let fs = Arc::clone(&self.fs);
         write_file_atomically(
             fs.as_ref(),
@@ -838,28 +919,27 @@ impl PartitionLog {
             )));
         }
         let r = self.reset_inner(next_index, next_offset, purged);
-        self.note_sync_failure(r)
+        self.poison_on_error(r)
     }
 
     fn reset_inner(&mut self, next_index: u64, next_offset: i64, purged: LogId) -> Result<()> {
         let fs = Arc::clone(&self.fs);
-        // The checkpoint goes first: recovery finishes an interrupted reset from it.
-        self.purged = Some(purged);
-        self.log_start_offset = next_offset;
-        self.write_log_start()?;
-        self.epochs = LeaderEpochCache::default();
+        // The checkpoint goes first: recovery finishes an interrupted reset from it. The
+        // in-memory state changes only once the new segment exists.
+        self.write_log_start_as(next_offset, Some((purged, next_offset)))?;
+        let epochs = LeaderEpochCache::for_empty_log(Some(purged.term), next_offset, next_index);
         write_file_atomically(
             fs.as_ref(),
             &self.dir,
             leader_epoch::CHECKPOINT_FILE,
-            self.epochs.encode().as_bytes(),
+            epochs.encode().as_bytes(),
         )?;
-        while let Some(seg) = self.segments.last() {
+        // Newest first, so a crash leaves a prefix; kept in memory until the new segment exists.
+        for seg in self.segments.iter().rev() {
             Segment::remove_files(fs.as_ref(), &self.dir, seg.base_offset)?;
-            self.segments.pop();
         }
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
-        let seg = Segment::create(
+        let mut seg = Segment::create(
             fs.as_ref(),
             &self.dir,
             next_offset,
@@ -870,7 +950,14 @@ impl PartitionLog {
         )?;
         seg.sync()?;
         fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        self.segments.clear();
         self.segments.push(seg);
+        self.purged = Some(purged);
+        self.purged_next_offset = next_offset;
+        self.log_start_offset = next_offset;
+        self.epochs = epochs;
+        recovery::write_recovery_point(fs.as_ref(), &self.dir, next_offset)?;
+        self.recovery_point = next_offset;
         self.generation += 1;
         self.durable = self.end_point();
         Ok(())
@@ -891,16 +978,20 @@ impl PartitionLog {
         if offset <= self.log_start_offset {
             return Ok(false);
         }
-        self.log_start_offset = offset;
-        let r = self.write_log_start();
+        let r = self.write_log_start_as(offset, self.purged.map(|p| (p, self.purged_next_offset)));
         self.note_sync_failure(r)?;
+        self.log_start_offset = offset;
         Ok(true)
     }
 
-    fn write_log_start(&self) -> Result<()> {
+    fn write_log_start_as(
+        &self,
+        log_start_offset: i64,
+        purged: Option<(LogId, i64)>,
+    ) -> Result<()> {
         let cp = LogStart {
-            log_start_offset: self.log_start_offset,
-            purged: self.purged.map(|p| (p.index, p.term)),
+            log_start_offset,
+            purged: purged.map(|(p, next)| (p.index, p.term, next)),
         };
         checkpoint::write(self.fs.as_ref(), &self.dir, LOG_START_FILE, &cp.encode())
     }
@@ -999,21 +1090,48 @@ impl PartitionLog {
         if !self.has_unflushed() {
             return Ok(None);
         }
-        // Sealed segments were synced when sealed, so the active segment's files cover
-        // everything not yet durable.
-        let a = self.active();
-        let files = vec![
-            (a.log.path().to_path_buf(), Arc::clone(a.log.handle())),
-            (
-                a.entries.path().to_path_buf(),
-                Arc::clone(a.entries.handle()),
-            ),
-        ];
+        // Sealed segments not yet synced, then the active one: together they hold everything
+        // that is not durable yet.
+        let mut files = Vec::new();
+        let last = self.segments.len() - 1;
+        for (i, seg) in self.segments.iter().enumerate() {
+            if seg.unsynced || i == last {
+                files.push((seg.log.path().to_path_buf(), Arc::clone(seg.log.handle())));
+                files.push((
+                    seg.entries.path().to_path_buf(),
+                    Arc::clone(seg.entries.handle()),
+                ));
+            }
+        }
         Ok(Some(PendingFlush::new(
             files,
             self.end_point(),
             self.generation,
         )))
+    }
+
+    /// Like [`Self::begin_flush`], but only for sealed segments not yet synced (what Kafka
+    /// flushes when it rolls a segment, even without a flush policy). The active segment is
+    /// left to the page cache.
+    pub fn begin_flush_sealed(&mut self) -> Result<Option<PendingFlush>> {
+        self.check_writable()?;
+        let last = self.segments.len() - 1;
+        let mut files = Vec::new();
+        let mut target = None;
+        for seg in &self.segments[..last] {
+            if seg.unsynced {
+                files.push((seg.log.path().to_path_buf(), Arc::clone(seg.log.handle())));
+                files.push((
+                    seg.entries.path().to_path_buf(),
+                    Arc::clone(seg.entries.handle()),
+                ));
+                target = Some(DurablePoint {
+                    index: seg.next_index().checked_sub(1),
+                    next_offset: seg.next_offset,
+                });
+            }
+        }
+        Ok(target.map(|t| PendingFlush::new(files, t, self.generation)))
     }
 
     /// Completes a group commit. A failed fsync poisons the log for good.
@@ -1023,12 +1141,52 @@ impl PartitionLog {
             return Err(Error::io("fsync", path, e));
         }
         self.check_writable()?;
-        if synced.generation == self.generation
-            && synced.target.next_offset > self.durable.next_offset
+        if synced.generation != self.generation
+            || synced.target.next_offset <= self.durable.next_offset
         {
-            self.durable = synced.target;
+            return Ok(self.durable);
         }
+        self.durable = synced.target;
+        // Sealed segments that end at or before the target are synced now.
+        for seg in &mut self.segments {
+            if seg.next_offset <= synced.target.next_offset && seg.is_sealed() {
+                seg.unsynced = false;
+            }
+        }
+        let r = self.advance_recovery_point();
+        self.note_sync_failure(r)?;
         Ok(self.durable)
+    }
+
+    /// Moves the recovery point up to the first segment that is active or not yet synced.
+    fn advance_recovery_point(&mut self) -> Result<()> {
+        let point = self
+            .segments
+            .iter()
+            .find(|s| s.unsynced || !s.is_sealed())
+            .map_or(self.log_end_offset(), |s| s.base_offset);
+        if point > self.recovery_point {
+            recovery::write_recovery_point(self.fs.as_ref(), &self.dir, point)?;
+            self.recovery_point = point;
+        }
+        Ok(())
+    }
+
+    /// Makes every segment before the active one durable (truncation promises it).
+    fn sync_sealed(&mut self) -> Result<()> {
+        for seg in self.segments.iter_mut().filter(|s| s.is_sealed()) {
+            if seg.unsynced {
+                seg.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and closes the log (a clean shutdown: the next open verifies only
+    /// the active segment).
+    pub fn close(mut self) -> Result<()> {
+        self.flush()?;
+        Ok(())
     }
 
     /// Flushes everything appended so far (begin, sync, finish under `&mut self`).
@@ -1043,13 +1201,13 @@ impl PartitionLog {
     }
 }
 
-fn batch_ref(seg: &Segment, pos: u64, h: &BatchHeader) -> BatchRef {
-    BatchRef {
+fn batch_ref(seg: &Segment, pos: u64, h: &BatchHeader) -> Result<BatchRef> {
+    Ok(BatchRef {
         base_offset: h.base_offset,
         last_offset: h.last_offset(),
         max_timestamp: h.max_timestamp,
-        bytes: seg.bytes(pos, pos + h.total_len() as u64),
-    }
+        bytes: seg.bytes(pos, pos + h.total_len() as u64)?,
+    })
 }
 
 /// Validates every batch of an entry (copied in `buf`) and stamps offsets and epoch. Returns
@@ -1074,8 +1232,12 @@ fn stamp_entry(
             position: pos,
             source,
         })?;
-        record_batch::set_base_offset(batch, next);
-        record_batch::set_partition_leader_epoch(batch, epoch);
+        let stamp = record_batch::set_base_offset(batch, next)
+            .and_then(|()| record_batch::set_partition_leader_epoch(batch, epoch));
+        stamp.map_err(|source| Error::Batch {
+            position: pos,
+            source,
+        })?;
         let last_offset = next + i64::from(h.last_offset_delta);
         infos.push(BatchInfo {
             position_in_entry: pos as u32,

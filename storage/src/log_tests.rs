@@ -48,6 +48,14 @@ fn headers(bytes: &Bytes) -> Vec<BatchHeader> {
 }
 
 #[test]
+fn the_log_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+    assert_send_sync::<PendingFlush>();
+    assert_send_sync::<Flusher>();
+}
+
+#[test]
 fn append_assigns_offsets_stamps_headers_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
@@ -700,7 +708,8 @@ fn corrupt_sealed_data_is_reported_and_missing_indexes_are_rebuilt() {
         .unwrap()
         .unwrap()
         .base_offset;
-    drop(log);
+    // A clean close makes the sealed segments durable: below the recovery point.
+    log.close().unwrap();
     std::fs::remove_file(dir.path().join(format!("{:020}.index", bases[1]))).unwrap();
     std::fs::write(
         dir.path().join(format!("{:020}.timeindex", bases[0])),
@@ -802,4 +811,38 @@ fn interval_flusher_waits_for_the_clock() {
     let got = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(got, Ok(1));
     drop(flusher);
+}
+
+#[test]
+fn an_unsynced_sealed_segment_cut_short_ends_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config());
+    for i in 0..10u64 {
+        log.append(i, 1, &batch(2, i as i64), 0).unwrap();
+    }
+    log.flush().unwrap();
+    let durable_segments = log.segment_count();
+    for i in 10..40u64 {
+        log.append(i, 1, &batch(2, i as i64), 0).unwrap();
+    }
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() > durable_segments + 2);
+    drop(log);
+    // Damage a sealed segment that was never synced (as a power loss could leave it).
+    let victim = bases[durable_segments + 1];
+    let p = dir.path().join(format!("{victim:020}.log"));
+    let mut data = std::fs::read(&p).unwrap();
+    let n = data.len();
+    data[n - 20] ^= 0xff;
+    std::fs::write(&p, &data).unwrap();
+    let log = open(dir.path(), small_config());
+    assert_eq!(*log.segment_base_offsets().last().unwrap(), victim);
+    assert!(log.next_index() >= 10, "flushed entries stay");
+    assert!(
+        log.log_end_offset() > victim,
+        "the intact entries of the damaged segment stay"
+    );
+    assert!(log.recovery_report().removed_files.len() >= bases.len() - durable_segments - 2);
+    let r = log.read(0, usize::MAX, i64::MAX, true).unwrap();
+    assert!(!r.records.is_empty());
 }

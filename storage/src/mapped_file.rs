@@ -1,6 +1,6 @@
-//! A file written with positional writes and read through a read-only mapping that grows with
-//! it. Only the published prefix (`len`) is ever read; the file itself is extended ahead of the
-//! writes (sparse `set_len`) so the mapping never covers bytes past the end of the file.
+//! A file written with positional writes at its end and read through a read-only mapping that
+//! is created ahead of the writes (remapped, longer, when they outgrow it). Only the published
+//! prefix (`len`) is ever read.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::file_system::{FileHandle, FileSystem, OpenMode};
 use crate::mmap::{Mapping, mapped_bytes};
 
@@ -24,7 +24,7 @@ pub(crate) struct MappedFile {
     path: PathBuf,
     file: Arc<dyn FileHandle>,
     map: Option<Arc<Mapping>>,
-    /// File length (the mapping covers all of it).
+    /// Length of the mapping (may exceed the file).
     capacity: u64,
     /// Published logical length.
     len: u64,
@@ -66,16 +66,16 @@ impl MappedFile {
         len: u64,
         growth_limit: u64,
     ) -> Result<Self> {
-        let capacity = file.len().ctx("stat", path)?;
-        if capacity < len {
-            return Err(crate::error::Error::corrupt(
+        let file_len = file.len().ctx("stat", path)?;
+        if file_len < len {
+            return Err(Error::corrupt(
                 path,
-                capacity,
-                format!("file holds {capacity} bytes but {len} are expected"),
+                file_len,
+                format!("file holds {file_len} bytes but {len} are expected"),
             ));
         }
-        let map = if capacity > 0 {
-            Some(Arc::new(file.map(capacity as usize).ctx("mmap", path)?))
+        let map = if file_len > 0 {
+            Some(Arc::new(file.map(file_len as usize).ctx("mmap", path)?))
         } else {
             None
         };
@@ -83,7 +83,7 @@ impl MappedFile {
             path: path.to_path_buf(),
             file,
             map,
-            capacity,
+            capacity: file_len,
             len,
             growth_limit,
         })
@@ -97,32 +97,42 @@ impl MappedFile {
         &self.file
     }
 
-    pub(crate) fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
+    fn shorter_than_published(&self) -> Error {
+        Error::corrupt(
+            &self.path,
+            self.len,
+            "file is shorter than the data written to it (changed by another process?)",
+        )
+    }
+
     /// The published bytes.
-    pub(crate) fn published(&self) -> &[u8] {
+    pub(crate) fn published(&self) -> Result<&[u8]> {
         match &self.map {
-            Some(map) => &map[..self.len as usize],
-            None => &[],
+            Some(map) => map
+                .prefix(self.len as usize)
+                .ok_or_else(|| self.shorter_than_published()),
+            None if self.len == 0 => Ok(&[]),
+            None => Err(self.shorter_than_published()),
         }
     }
 
     /// A zero-copy `Bytes` of a published range (clamped to the published length).
-    pub(crate) fn bytes(&self, range: Range<u64>) -> Bytes {
+    pub(crate) fn bytes(&self, range: Range<u64>) -> Result<Bytes> {
         let end = range.end.min(self.len);
         let start = range.start.min(end);
         match &self.map {
-            Some(map) => mapped_bytes(map, start as usize..end as usize),
-            None => Bytes::new(),
+            Some(map) => mapped_bytes(map, start as usize..end as usize)
+                .ok_or_else(|| self.shorter_than_published()),
+            None if end == 0 => Ok(Bytes::new()),
+            None => Err(self.shorter_than_published()),
         }
     }
 
+    /// Makes the mapping cover `needed` bytes (the file grows by the writes themselves).
     fn ensure_capacity(&mut self, needed: u64) -> Result<()> {
         if needed <= self.capacity {
             return Ok(());
@@ -134,10 +144,9 @@ impl MappedFile {
             target = target.min(needed.max(self.growth_limit));
         }
         let target = round_up(target);
-        self.file.set_len(target).ctx("extend", &self.path)?;
-        self.capacity = target;
         let map = self.file.map(target as usize).ctx("mmap", &self.path)?;
         self.map = Some(Arc::new(map));
+        self.capacity = target;
         Ok(())
     }
 
@@ -153,11 +162,21 @@ impl MappedFile {
         self.len = len;
     }
 
-    /// Cuts the file to `len` and makes that durable. Only for files whose mapping never left
-    /// this struct (index files), so no reader can hold the bytes being cut.
+    /// Cuts the file to `len` (not synced). Only for files whose mapping never left this struct
+    /// (index files), so no reader can hold the bytes being cut.
     pub(crate) fn shrink(&mut self, len: u64) -> Result<()> {
         self.map = None;
-        self.file.set_len(len).ctx("truncate", &self.path)?;
+        if let Err(e) = self.file.set_len(len) {
+            // The file kept its length: map it again so the published bytes stay readable.
+            if self.capacity > 0 {
+                self.map = Some(Arc::new(
+                    self.file
+                        .map(self.capacity as usize)
+                        .ctx("mmap", &self.path)?,
+                ));
+            }
+            return Err(crate::error::Error::io("truncate", &self.path, e));
+        }
         self.capacity = len;
         self.len = self.len.min(len);
         if len > 0 {
@@ -166,6 +185,10 @@ impl MappedFile {
             ));
         }
         self.sync()
+    }
+
+    pub(crate) fn file_len(&self) -> Result<u64> {
+        self.file.len().ctx("stat", &self.path)
     }
 
     pub(crate) fn sync(&self) -> Result<()> {

@@ -340,14 +340,22 @@ impl Iterator for SplitBatches {
     }
 }
 
-/// Writes `baseOffset` (outside the CRC). `buf` must hold at least a batch header.
-pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
+/// Writes `baseOffset` (outside the CRC) into the batch header at the start of `buf`.
+pub fn set_base_offset(buf: &mut [u8], base_offset: i64) -> Result<(), BatchError> {
+    if buf.len() < BATCH_HEADER_LEN {
+        return Err(BatchError::TooShort { len: buf.len() });
+    }
     buf[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    Ok(())
 }
 
-/// Writes `partitionLeaderEpoch` (outside the CRC). `buf` must hold at least a batch header.
-pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
+/// Writes `partitionLeaderEpoch` (outside the CRC) into the batch header at the start of `buf`.
+pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) -> Result<(), BatchError> {
+    if buf.len() < BATCH_HEADER_LEN {
+        return Err(BatchError::TooShort { len: buf.len() });
+    }
     buf[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+    Ok(())
 }
 
 /// Kafka's LogAppendTime patch for a v2 batch: sets the timestamp-type attribute bit and
@@ -472,8 +480,12 @@ mod tests {
     #[test]
     fn stamping_offset_and_epoch_keeps_the_crc_valid() {
         let mut buf = sample(4);
-        set_base_offset(&mut buf, 1234);
-        set_partition_leader_epoch(&mut buf, 7);
+        set_base_offset(&mut buf, 1234).unwrap();
+        set_partition_leader_epoch(&mut buf, 7).unwrap();
+        assert_eq!(
+            set_base_offset(&mut [0u8; 10], 1),
+            Err(BatchError::TooShort { len: 10 })
+        );
         let h = validate(&buf).unwrap();
         assert_eq!(h.base_offset, 1234);
         assert_eq!(h.partition_leader_epoch, 7);

@@ -3,18 +3,21 @@
 //!
 //! Rules:
 //! - A segment exists iff its `.log` exists; stray index files and `*.tmp` files are removed.
-//! - Sealed segments (all but the last) were synced when sealed. Their `.entries` must end
-//!   exactly at the next segment's base offset, and their bytes must be present; anything else
-//!   is reported as [`Error::Corrupt`], never dropped. Entry records past the bound (left by a
-//!   truncation) and bytes past the last entry are trimmed. Missing or implausible `.index` /
-//!   `.timeindex` files are rebuilt from the log, verifying every batch CRC.
-//! - The active segment is scanned entry by entry: an entry is kept when its record is intact
-//!   and contiguous and its bytes are whole, CRC-valid batches with the expected offsets and
-//!   epoch. The first failure ends the log there (the shorter consistent prefix of `.entries`
-//!   and `.log` wins); the files are cut to it and synced. Its sparse indexes are rebuilt.
+//! - Segments that end at or below the recovery point were synced when the point passed them.
+//!   Their `.entries` must end exactly at the next segment's base offset and their bytes must be
+//!   present; anything else is reported as [`Error::Corrupt`], never dropped. Entry records past
+//!   the bound (left by a truncation) and bytes past the last entry are trimmed. Missing or
+//!   implausible `.index` / `.timeindex` files are rebuilt from the log, verifying every batch.
+//! - Every other segment (sealed but never synced, and the active one) is scanned entry by
+//!   entry: an entry is kept when its record is intact and contiguous and its bytes are whole,
+//!   CRC-valid batches with the expected offsets and epoch. The first failure ends the log there
+//!   (the shorter consistent prefix of `.entries` and `.log` wins): the files are cut to it and
+//!   synced, and any later segments are removed. A sealed segment that passes is synced and
+//!   sealed again with fresh indexes; the recovery point then moves to the active segment.
 //! - `log-start.checkpoint` gives the log start and last purged entry; segments wholly below
-//!   it are deleted (an interrupted purge). A checkpoint that runs past the log (an interrupted
-//!   reset) empties the log at the checkpoint's position.
+//!   it are deleted (an interrupted purge). When the purged entry lies past the recovered log
+//!   (its entries were never synced, or a reset was interrupted), the log restarts empty right
+//!   after it. A log start past the recovered end moves back to it.
 //! - `leader-epochs.checkpoint` is checked against the entry index and extended with the
 //!   active segment's terms; if it is missing or inconsistent it is rebuilt from the entries.
 
@@ -56,9 +59,40 @@ pub struct RecoveryReport {
 pub(crate) struct Recovered {
     pub(crate) segments: Vec<Segment>,
     pub(crate) log_start_offset: i64,
-    pub(crate) purged: Option<LogId>,
+    /// The last purged entry and the offset right after it.
+    pub(crate) purged: Option<(LogId, i64)>,
     pub(crate) epochs: LeaderEpochCache,
+    pub(crate) recovery_point: i64,
     pub(crate) report: RecoveryReport,
+}
+
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+
+/// Persists the offset below which every segment is sealed and synced.
+pub(crate) fn write_recovery_point(fs: &dyn FileSystem, dir: &Path, offset: i64) -> Result<()> {
+    checkpoint::write(fs, dir, RECOVERY_POINT_FILE, &format!("1\n{offset}\n"))
+}
+
+fn read_recovery_point(fs: &dyn FileSystem, dir: &Path) -> Result<Option<i64>> {
+    Ok(
+        checkpoint::read(fs, dir, RECOVERY_POINT_FILE)?.and_then(|text| {
+            let mut lines = text.lines();
+            (lines.next() == Some("1"))
+                .then(|| lines.next()?.trim().parse().ok())
+                .flatten()
+                .filter(|o: &i64| *o >= 0)
+        }),
+    )
+}
+
+/// All `len` bytes of a file mapped for recovery.
+fn whole<'a>(map: &'a Option<crate::mmap::Mapping>, len: u64, path: &Path) -> Result<&'a [u8]> {
+    match map {
+        None => Ok(&[]),
+        Some(m) => m
+            .prefix(len as usize)
+            .ok_or_else(|| Error::corrupt(path, len, "file shrank while being recovered")),
+    }
 }
 
 fn parse_segment_file(name: &str) -> Option<(i64, &str)> {
@@ -131,14 +165,24 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
         None => None,
     };
 
+    // Segments ending at or below the recovery point were synced when sealed: trusted (but
+    // checked). The ones above it are verified entry by entry like the active one; the first
+    // one found cut short becomes the end of the log.
+    let loaded_rp = read_recovery_point(fs, dir)?.unwrap_or(0);
     let mut segments: Vec<Segment> = Vec::new();
+    let mut sealed_here = false;
     for (i, &base) in bases.iter().enumerate() {
-        let seg = match bases.get(i + 1) {
-            Some(&bound) => load_sealed(fs, dir, base, bound, config, &mut report)?,
-            None => recover_active(
+        let bound = bases.get(i + 1).copied();
+        let (seg, complete) = match bound {
+            Some(bound) if bound <= loaded_rp => (
+                load_sealed(fs, dir, base, bound, config, &mut report)?,
+                true,
+            ),
+            _ => scan_segment(
                 fs,
                 dir,
                 base,
+                bound,
                 config,
                 segments.last(),
                 log_start_cp,
@@ -159,28 +203,48 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
             ));
         }
         segments.push(seg);
+        if bound.is_some() && !complete {
+            // Everything after the cut was never durable.
+            for &later in &bases[i + 1..] {
+                Segment::remove_files(fs, dir, later)?;
+                report.removed_files.push(file_name(later, LOG_EXT));
+            }
+            report.notes.push(format!(
+                "unsynced segment {base} is cut short; later segments removed"
+            ));
+            fs.sync_dir(dir).ctx("fsync directory", dir)?;
+            break;
+        }
+        if let Some(bound) = bound
+            && bound > loaded_rp
+        {
+            // Verified whole: seal it for good (fresh indexes, data synced).
+            let last = segments.len() - 1;
+            segments[last].seal(fs, true)?;
+            sealed_here = true;
+        }
+    }
+    if sealed_here {
+        fs.sync_dir(dir).ctx("fsync directory", dir)?;
     }
 
-    // Reconcile with the log-start checkpoint.
-    let mut purged: Option<LogId> = None;
-    let mut log_start_offset = segments.first().map_or(0, |s| s.base_offset);
-    if let Some(cp) = log_start_cp {
-        let interrupted_reset = match (cp.purged, segments.last()) {
-            (_, None) => true,
-            (Some((pi, pt)), Some(last)) => {
-                let beyond = pi + 1 > last.next_index();
-                let mismatch =
-                    !beyond && pi >= segments[0].first_index && term_at(&segments, pi)? != Some(pt);
-                beyond || mismatch || cp.log_start_offset > last.next_offset
+    // Reconcile with the log-start checkpoint. A purge or reset is durable when it returns, but
+    // the entries it kept need not be: when the checkpoint's purged entry lies past the
+    // recovered log (or disagrees with it), the log restarts empty right after that entry.
+    let mut purged: Option<(LogId, i64)> = None;
+    if let Some((pi, pt, pnext)) = log_start_cp.and_then(|c| c.purged) {
+        let restart = match segments.last() {
+            None => true,
+            Some(last) => {
+                pi + 1 > last.next_index()
+                    || (pi >= segments[0].first_index && term_at(&segments, pi)? != Some(pt))
             }
-            (None, Some(last)) => cp.log_start_offset > last.next_offset,
         };
-        if interrupted_reset {
+        if restart {
             if !segments.is_empty() {
-                report.notes.push(
-                    "log-start checkpoint is ahead of the log: finishing an interrupted reset"
-                        .into(),
-                );
+                report.notes.push(format!(
+                    "log ends before purged entry {pi}; restarting empty after it"
+                ));
             }
             while let Some(seg) = segments.pop() {
                 Segment::remove_files(fs, dir, seg.base_offset)?;
@@ -188,30 +252,16 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
                     .removed_files
                     .push(file_name(seg.base_offset, LOG_EXT));
             }
-            let (first_index, prev_term) = match cp.purged {
-                Some((i, t)) => (i + 1, Some(t)),
-                None => (0, None),
-            };
-            segments.push(new_segment(
-                fs,
-                dir,
-                cp.log_start_offset,
-                first_index,
-                prev_term,
-                config,
-            )?);
-            purged = cp.purged.map(|(index, term)| LogId { index, term });
-            log_start_offset = cp.log_start_offset;
-        } else {
-            if let Some((pi, pt)) = cp.purged
-                && pi + 1 >= segments[0].first_index
-            {
-                purged = Some(LogId {
+            segments.push(new_segment(fs, dir, pnext, pi + 1, Some(pt), config)?);
+        }
+        if pi + 1 >= segments[0].first_index {
+            purged = Some((
+                LogId {
                     index: pi,
                     term: pt,
-                });
-            }
-            log_start_offset = log_start_offset.max(cp.log_start_offset);
+                },
+                pnext,
+            ));
         }
     }
     if segments.is_empty() {
@@ -222,26 +272,20 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
         if first.first_index > 0
             && let Some(term) = first.prev_term
         {
-            purged = Some(LogId {
-                index: first.first_index - 1,
-                term,
-            });
+            purged = Some((
+                LogId {
+                    index: first.first_index - 1,
+                    term,
+                },
+                first.base_offset,
+            ));
         }
     }
-    if let Some(p) = purged {
-        // The log start is at least the offset of the first entry not purged.
-        let first_kept = p.index + 1;
-        let si = segments
-            .partition_point(|s| s.first_index <= first_kept)
-            .saturating_sub(1);
-        let s = &segments[si];
-        let offset = if first_kept >= s.next_index() {
-            s.next_offset
-        } else {
-            s.base_offset + i64::from(s.record(first_kept - s.first_index)?.relative_offset)
-        };
-        log_start_offset = log_start_offset.max(offset);
+    let mut log_start_offset = segments[0].base_offset;
+    if let Some((p, pnext)) = purged {
+        log_start_offset = log_start_offset.max(pnext);
         // Segments wholly purged are leftovers of an interrupted purge.
+        let first_kept = p.index + 1;
         let mut removed = false;
         while segments.len() > 1 && segments[0].next_index() <= first_kept {
             Segment::remove_files(fs, dir, segments[0].base_offset)?;
@@ -255,9 +299,31 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Re
             fs.sync_dir(dir).ctx("fsync directory", dir)?;
         }
     }
-    let epochs = load_epochs(fs, dir, &segments, purged, &mut report)?;
+    let log_end_offset = segments[segments.len() - 1].next_offset;
+    if let Some(cp) = log_start_cp {
+        log_start_offset = log_start_offset.max(cp.log_start_offset);
+    }
+    // DeleteRecords may have moved the start past entries a crash then lost.
+    if log_start_offset > log_end_offset {
+        log_start_offset = log_end_offset;
+        let cp = LogStart {
+            log_start_offset,
+            purged: purged.map(|(p, o)| (p.index, p.term, o)),
+        };
+        checkpoint::write(fs, dir, LOG_START_FILE, &cp.encode())?;
+        report.notes.push(format!(
+            "log start moved back to the log end {log_end_offset}"
+        ));
+    }
+    let purged_id = purged.map(|(p, _)| p);
+    let epochs = load_epochs(fs, dir, &segments, purged_id, &mut report)?;
     report.segments = segments.len();
+    let recovery_point = segments[segments.len() - 1].base_offset;
+    if recovery_point != loaded_rp {
+        write_recovery_point(fs, dir, recovery_point)?;
+    }
     Ok(Recovered {
+        recovery_point,
         segments,
         log_start_offset,
         purged,
@@ -285,7 +351,7 @@ fn new_segment(
     prev_term: Option<u64>,
     config: &LogConfig,
 ) -> Result<Segment> {
-    let seg = Segment::create(
+    let mut seg = Segment::create(
         fs,
         dir,
         base,
@@ -348,7 +414,7 @@ fn load_sealed(
         } else {
             None
         };
-        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+        let bytes: &[u8] = whole(&map, ent_len, &entries_path)?;
         let rec = |slot: u64| {
             EntryRecord::decode(bytes, slot, header.first_index + slot).ok_or_else(|| {
                 Error::corrupt(
@@ -422,10 +488,10 @@ fn load_sealed(
     );
     if rebuild {
         seg.rebuild_indexes(true)?;
-        seg.seal(fs)?;
+        seg.seal(fs, true)?;
         fs.sync_dir(dir).ctx("fsync directory", dir)?;
         report.rebuilt_indexes.push(base);
-    } else if let Some((ts, rel)) = time_index::last(seg.time_index()) {
+    } else if let Some((ts, rel)) = time_index::last(seg.time_index()?) {
         seg.max_timestamp = ts;
         seg.offset_of_max_timestamp = base + i64::from(rel);
     }
@@ -448,24 +514,29 @@ fn load_sparse_indexes(
     let (ol, tl) = (of.len().ctx("stat", &op)?, tf.len().ctx("stat", &tp)?);
     let offset = MappedFile::from_handle(&op, of, ol, 0)?;
     let time = MappedFile::from_handle(&tp, tf, tl, 0)?;
-    if !offset_index::looks_valid(offset.published(), span, size)
-        || !time_index::looks_valid(time.published(), span)
+    if !offset_index::looks_valid(offset.published()?, span, size)
+        || !time_index::looks_valid(time.published()?, span)
     {
         return Ok(None);
     }
     Ok(Some(SparseIndexes::Sealed { offset, time }))
 }
 
+/// Verifies a segment entry by entry and cuts its files after the last intact entry. With a
+/// `bound` (the next segment's base offset) entries at or past it are ignored, and the result
+/// says whether the segment reached it. The segment comes back unsealed (indexes in memory).
 #[allow(clippy::too_many_arguments)]
-fn recover_active(
+fn scan_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     base: i64,
+    bound: Option<i64>,
     config: &LogConfig,
     prev: Option<&Segment>,
     log_start_cp: Option<LogStart>,
     report: &mut RecoveryReport,
-) -> Result<Segment> {
+) -> Result<(Segment, bool)> {
+    let span = bound.map(|b| (b - base) as u64);
     let entries_path = Segment::path(dir, base, ENTRIES_EXT);
     let log_path = Segment::path(dir, base, LOG_EXT);
     let expected_first = prev.map(Segment::next_index);
@@ -495,7 +566,7 @@ fn recover_active(
         None => {
             let (first_index, prev_term) = match (prev, log_start_cp.and_then(|c| c.purged)) {
                 (Some(p), _) => (p.next_index(), p.tail_term()),
-                (None, Some((i, t))) => (i + 1, Some(t)),
+                (None, Some((i, t, _))) => (i + 1, Some(t)),
                 (None, None) => (0, None),
             };
             let h = EntriesHeader {
@@ -529,14 +600,16 @@ fn recover_active(
         } else {
             None
         };
-        let ents: &[u8] = emap.as_deref().unwrap_or(&[]);
-        let data: &[u8] = lmap.as_deref().unwrap_or(&[]);
+        let ents: &[u8] = whole(&emap, ent_len, &entries_path)?;
+        let data: &[u8] = whole(&lmap, log_len, &log_path)?;
         let mut slot = 0u64;
         let mut pos = 0u64;
         let mut rel = 0u64;
         let mut last_term = header.prev_term;
         while let Some(rec) = EntryRecord::decode(ents, slot, header.first_index + slot) {
-            if !entry_is_intact(&rec, data, base, pos, rel, last_term) {
+            if span.is_some_and(|span| u64::from(rec.relative_offset) >= span)
+                || !entry_is_intact(&rec, data, base, pos, rel, last_term)
+            {
                 break;
             }
             pos = rec.end_position();
@@ -556,13 +629,18 @@ fn recover_active(
             .map_or(0, |i| i as u64 + 1);
         (slot, pos, rel, last_term, dropped, garbage)
     };
-    if garbage > 0 || dropped > 0 {
-        report.notes.push(format!(
-            "active segment {base}: kept {kept} entries ({valid_len} bytes), cut {garbage} bytes of torn or unindexed tail"
-        ));
+    let complete = span.is_none_or(|span| next_rel == span);
+    if !complete || bound.is_none() {
+        // Only a segment that ends the log can have a torn tail; past a bound lie the remains
+        // of a truncation.
+        if garbage > 0 || dropped > 0 {
+            report.notes.push(format!(
+                "segment {base}: kept {kept} entries ({valid_len} bytes), cut {garbage} bytes of torn or unindexed tail"
+            ));
+        }
+        report.truncated_log_bytes += garbage;
+        report.dropped_entries += dropped;
     }
-    report.truncated_log_bytes += garbage;
-    report.dropped_entries += dropped;
     let ent_valid = entry_index::file_len_for(kept);
     if log_len != valid_len {
         lf.set_len(valid_len).ctx("truncate", &log_path)?;
@@ -586,7 +664,7 @@ fn recover_active(
         config.index_interval_bytes,
     );
     seg.rebuild_indexes(false)?;
-    // Index files of the active segment are rewritten when it is sealed; drop stale ones.
+    // Index files are rewritten when the segment is sealed; drop stale ones.
     for ext in [OFFSET_INDEX_EXT, TIME_INDEX_EXT] {
         let p = Segment::path(dir, base, ext);
         match fs.remove_file(&p) {
@@ -595,7 +673,7 @@ fn recover_active(
             Err(e) => return Err(Error::io("remove", p, e)),
         }
     }
-    Ok(seg)
+    Ok((seg, complete))
 }
 
 /// Whether entry `rec` is contiguous with what precedes it and its bytes are whole, valid
@@ -662,6 +740,13 @@ fn load_epochs(
         None => None,
     };
     let sealed_end = active.first_index;
+    if first_index >= active.next_index() {
+        return Ok(LeaderEpochCache::for_empty_log(
+            purged.map(|p| p.term),
+            active.next_offset,
+            active.next_index(),
+        ));
+    }
     let mut cache = match checkpoint {
         Some(mut c) => {
             c.truncate_from_end(sealed_end);

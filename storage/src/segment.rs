@@ -122,6 +122,8 @@ pub(crate) struct Segment {
     pub(crate) first_batch_timestamp: Option<i64>,
     pub(crate) created_ms: Option<i64>,
     pub(crate) index_interval: u64,
+    /// Data was written since the segment's files were last synced.
+    pub(crate) unsynced: bool,
 }
 
 impl Segment {
@@ -165,6 +167,7 @@ impl Segment {
             first_batch_timestamp: None,
             created_ms: None,
             index_interval,
+            unsynced: false,
         })
     }
 
@@ -197,6 +200,7 @@ impl Segment {
             first_batch_timestamp: None,
             created_ms: None,
             index_interval,
+            unsynced: false,
         }
     }
 
@@ -256,6 +260,7 @@ impl Segment {
         self.entries.write_at(&record.encode(index), record_at)?;
         self.log.publish(position + data.len() as u64);
         self.entries.publish(record_at + RECORD_LEN as u64);
+        self.unsynced = true;
         if self.entry_count == 0 {
             self.first_batch_timestamp = batches.iter().map(|b| b.max_timestamp).max();
         }
@@ -290,7 +295,7 @@ impl Segment {
 
     /// The record of entry `first_index + slot`, checked.
     pub(crate) fn record(&self, slot: u64) -> Result<EntryRecord> {
-        EntryRecord::decode(self.entries.published(), slot, self.first_index + slot).ok_or_else(
+        EntryRecord::decode(self.entries.published()?, slot, self.first_index + slot).ok_or_else(
             || {
                 Error::corrupt(
                     self.entries.path(),
@@ -304,23 +309,23 @@ impl Segment {
         )
     }
 
-    pub(crate) fn offset_index(&self) -> &[u8] {
+    pub(crate) fn offset_index(&self) -> Result<&[u8]> {
         match &self.indexes {
-            SparseIndexes::Building(b) => &b.offset,
+            SparseIndexes::Building(b) => Ok(&b.offset),
             SparseIndexes::Sealed { offset, .. } => offset.published(),
         }
     }
 
-    pub(crate) fn time_index(&self) -> &[u8] {
+    pub(crate) fn time_index(&self) -> Result<&[u8]> {
         match &self.indexes {
-            SparseIndexes::Building(b) => &b.time,
+            SparseIndexes::Building(b) => Ok(&b.time),
             SparseIndexes::Sealed { time, .. } => time.published(),
         }
     }
 
     /// Header of the batch at `position`; `None` at the end of the published bytes.
     pub(crate) fn header_at(&self, position: u64) -> Result<Option<BatchHeader>> {
-        let data = self.log.published();
+        let data = self.log.published()?;
         let pos = position as usize;
         if pos >= data.len() {
             return Ok(None);
@@ -337,7 +342,7 @@ impl Segment {
     /// Position and header of the first batch whose last offset is >= `offset`.
     pub(crate) fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
         let mut pos = u64::from(offset_index::lookup(
-            self.offset_index(),
+            self.offset_index()?,
             self.relative(offset),
         ));
         while let Some(h) = self.header_at(pos)? {
@@ -349,25 +354,30 @@ impl Segment {
         Ok(None)
     }
 
-    pub(crate) fn bytes(&self, start: u64, end: u64) -> Bytes {
+    pub(crate) fn bytes(&self, start: u64, end: u64) -> Result<Bytes> {
         self.log.bytes(start..end)
     }
 
-    pub(crate) fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&mut self) -> Result<()> {
         self.log.sync()?;
-        self.entries.sync()
+        self.entries.sync()?;
+        self.unsynced = false;
+        Ok(())
     }
 
-    /// Seals the segment: makes its data durable and writes its sparse indexes (with the final
-    /// time index entry holding the segment's maximum timestamp). The caller syncs the directory.
-    pub(crate) fn seal(&mut self, fs: &dyn FileSystem) -> Result<()> {
+    /// Seals the segment: writes its sparse indexes (with the final time index entry holding
+    /// the segment's maximum timestamp) and, if `sync`, makes its data durable (otherwise the
+    /// next flush does). The caller syncs the directory.
+    pub(crate) fn seal(&mut self, fs: &dyn FileSystem, sync: bool) -> Result<()> {
         // `.entries` is extended ahead of writes; cut it to its records so a sealed segment's
         // entry index has no slack (its mapping never leaves this struct).
         let exact = entry_index::file_len_for(self.entry_count);
-        if self.entries.capacity() != exact {
+        if self.entries.file_len()? > exact {
             self.entries.shrink(exact)?;
         }
-        self.sync()?;
+        if sync {
+            self.sync()?;
+        }
         let max = (
             self.max_timestamp,
             self.relative(self.offset_of_max_timestamp),
@@ -399,7 +409,7 @@ impl Segment {
         self.next_offset = self.base_offset + last.end_relative_offset() as i64;
         self.last_term = Some(last.term);
         self.rebuild_indexes(false)?;
-        self.seal(fs)
+        self.seal(fs, true)
     }
 
     /// Rebuilds the sparse indexes and timestamp statistics by walking the published batches,
@@ -426,7 +436,7 @@ impl Segment {
                 ));
             }
             if verify {
-                record_batch::validate_stored(&self.log.published()[pos as usize..end as usize])
+                record_batch::validate_stored(&self.log.published()?[pos as usize..end as usize])
                     .map_err(|e| Error::corrupt(self.log.path(), pos, e.to_string()))?;
             }
             if header.base_offset != expected {

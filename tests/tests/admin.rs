@@ -325,3 +325,43 @@ async fn validate_only_creates_nothing_and_duplicates_are_invalid_requests() {
         3
     );
 }
+
+#[tokio::test]
+async fn metadata_by_topic_id_ignores_the_names_sent_alongside() {
+    let broker = Broker::start_default().unwrap();
+    let mut client = Client::connect(&broker.address()).await.unwrap();
+    client.create_topic("by-id", 2, &[]).await.unwrap();
+    let id = client
+        .metadata(Some(&["by-id"]), false)
+        .await
+        .unwrap()
+        .topics[0]
+        .topic_id;
+    // The Java client sends an empty name next to each id.
+    let topic = |id: uuid::Uuid| {
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_topic_id(id)
+            .with_name(Some(TopicName("".into())))
+    };
+    let unknown = uuid::Uuid::from_u128(12345);
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![topic(id), topic(unknown)]))
+        .with_allow_auto_topic_creation(false);
+    let ResponseKind::Metadata(r) = client
+        .send(ApiKey::Metadata, 12, RequestKind::Metadata(request))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let mut found: Vec<(uuid::Uuid, i16, usize)> = r
+        .topics
+        .iter()
+        .map(|t| (t.topic_id, t.error_code, t.partitions.len()))
+        .collect();
+    found.sort();
+    let mut expected = vec![(id, 0, 2), (unknown, 100, 0)];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(r.topics.iter().all(|t| !t.topic_id.is_nil()));
+}

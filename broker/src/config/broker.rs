@@ -114,6 +114,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: cap on a fetch response.
+    pub fetch_max_bytes: i32,
     /// `max.connections`.
     pub max_connections: usize,
     /// `max.connections.per.ip`.
@@ -273,6 +275,7 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         auto_create_topics: statics.flag("auto.create.topics.enable"),
         delete_topic_enable: statics.flag("delete.topic.enable"),
         socket_request_max_bytes: to_usize(statics.number("socket.request.max.bytes")),
+        fetch_max_bytes: statics.number("fetch.max.bytes"),
         max_connections: to_usize(statics.number("max.connections")),
         max_connections_per_ip: to_usize(statics.number("max.connections.per.ip")),
         connections_max_idle_ms: statics.number("connections.max.idle.ms"),

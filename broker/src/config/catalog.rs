@@ -159,6 +159,7 @@ pub static BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "log.message.timestamp.after.max.ms", ty: Long, default: Some("3600000"), bound: AtLeast(0), dynamic: true, usage: Applied, doc: "How far in the future a CreateTime timestamp may lie." },
     BrokerDef { name: "min.insync.replicas", ty: Int, default: Some("1"), bound: AtLeast(1), dynamic: true, usage: Applied, doc: "Replicas that must acknowledge an acks=all write." },
     BrokerDef { name: "compression.type", ty: String, default: Some("producer"), bound: OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), dynamic: true, usage: Applied, doc: "Final compression of topics. Shoal stores batches as produced: producer only." },
+    BrokerDef { name: "fetch.max.bytes", ty: Int, default: Some("57671680"), bound: AtLeast(1024), dynamic: false, usage: Applied, doc: "Largest fetch response, whatever the request asks for." },
     BrokerDef { name: "socket.request.max.bytes", ty: Int, default: Some("104857600"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Largest request frame accepted; larger frames close the connection." },
     BrokerDef { name: "max.connections", ty: Int, default: Some("10000"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Maximum open client connections. Shoal defaults to 10000 (Kafka: unlimited)." },
     BrokerDef { name: "max.connections.per.ip", ty: Int, default: Some(INT_MAX), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Maximum open connections from one address." },

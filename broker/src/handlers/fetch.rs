@@ -92,6 +92,8 @@ pub struct FetchContext {
     pub image: Arc<MetadataImage>,
     /// Fires at shutdown: parked fetches answer at once.
     pub shutdown: CancellationToken,
+    /// `fetch.max.bytes`: the response never exceeds this (one oversized first batch aside).
+    pub max_bytes: i32,
 }
 
 struct PlannedPartition {
@@ -186,7 +188,7 @@ pub fn handle(ctx: FetchContext, request: FetchRequest, version: i16) -> Reply {
 
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = request.max_bytes;
+    let max_bytes = request.max_bytes.min(ctx.max_bytes);
     Reply::Defer(Box::pin(async move {
         // Subscribe before the first read so that no high-watermark change is missed.
         let mut watches: Vec<watch::Receiver<i64>> = plan

@@ -52,24 +52,33 @@ pub async fn handle(
             }
         }
         Some(requested) => {
-            // Topic ids (v12+) are looked up by id; names by name.
+            // Kafka (`handleTopicMetadataRequest`): once any non-zero topic id is present the
+            // request is answered by id and names are ignored (the Java client sends an empty
+            // name next to each id); otherwise by name.
+            let ids: Vec<Uuid> = requested
+                .iter()
+                .map(|t| t.topic_id)
+                .filter(|id| !id.is_nil())
+                .collect();
             let mut by_name: Vec<String> = Vec::new();
-            for topic in requested {
-                match (&topic.name, topic.topic_id.is_nil()) {
-                    (Some(name), _) => by_name.push(name.to_string()),
-                    (None, false) => match image.topic_by_id(&topic.topic_id) {
+            if !ids.is_empty() {
+                let unique_ids: BTreeSet<Uuid> = ids.into_iter().collect();
+                for id in unique_ids {
+                    match image.topic_by_id(&id) {
                         Some(t) => topics.push(describe_topic(&image, t, ctx.listener, version)),
+                        None => topics.push(error_topic(ResponseError::UnknownTopicId, None, id)),
+                    }
+                }
+            } else {
+                for topic in requested {
+                    match &topic.name {
+                        Some(name) => by_name.push(name.to_string()),
                         None => topics.push(error_topic(
-                            ResponseError::UnknownTopicId,
+                            ResponseError::InvalidRequest,
                             None,
-                            topic.topic_id,
+                            Uuid::nil(),
                         )),
-                    },
-                    (None, true) => topics.push(error_topic(
-                        ResponseError::InvalidRequest,
-                        None,
-                        Uuid::nil(),
-                    )),
+                    }
                 }
             }
             let unique: BTreeSet<String> = by_name.into_iter().collect();
@@ -97,7 +106,10 @@ pub async fn handle(
                     .iter()
                     .zip(admin.create_topics(&creatable, false).await)
                 {
-                    if let Err(e) = result {
+                    // A concurrent request may have created it first; that is not a failure.
+                    if let Err(e) = result
+                        && e.error != ResponseError::TopicAlreadyExists
+                    {
                         tracing::warn!(topic = %topic.name, "auto-creation failed: {:?}", e);
                     }
                 }

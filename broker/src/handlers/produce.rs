@@ -338,7 +338,9 @@ pub async fn handle(ctx: ProduceContext<'_>, request: ProduceRequest, version: i
             }
         }
         -1 => {
-            let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+            // One deadline for the whole request, as Kafka's delayed produce has.
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
             Reply::Defer(Box::pin(async move {
                 for (_, parts) in &mut topics {
                     for p in parts.iter_mut() {
@@ -346,7 +348,8 @@ pub async fn handle(ctx: ProduceContext<'_>, request: ProduceRequest, version: i
                         else {
                             continue;
                         };
-                        match tokio::time::timeout(timeout, partition.wait_committed(offset)).await
+                        match tokio::time::timeout_at(deadline, partition.wait_committed(offset))
+                            .await
                         {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => p.error = Some(kafka_error(BrokerError::Partition(&e))),
