@@ -30,7 +30,10 @@ import shoal.conformance.broker.Deadline;
 @Tag("multinode")
 class MultiNodeTest {
   static final ClusterSpec THREE_RACKS =
-      ClusterSpec.nodes(3).withRacks("rack-a", "rack-b", "rack-c").with("auto.create.topics.enable", "false");
+      ClusterSpec.nodes(3)
+          .withRacks("rack-a", "rack-b", "rack-c")
+          .with("auto.create.topics.enable", "false")
+          .with("replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector");
 
   @RegisterExtension static final BrokerExtension CLUSTER = BrokerExtension.dedicated(THREE_RACKS);
 
@@ -90,6 +93,53 @@ class MultiNodeTest {
       for (int i = 0; i < 40; i++) {
         String expected = i < 20 ? "before-" + i : "during-" + (i - 20);
         assertEquals(expected, new String(got.get(i).value()), "offset " + i);
+      }
+    }
+  }
+
+  /** The consumer's "preferred-read-replica" gauge for a partition: -1 while it reads the leader. */
+  private static int preferredReadReplica(KafkaConsumer<byte[], byte[]> consumer, TopicPartition tp) {
+    for (var e : consumer.metrics().entrySet()) {
+      var name = e.getKey();
+      if (name.name().equals("preferred-read-replica")
+          && tp.topic().equals(name.tags().get("topic"))
+          && Integer.toString(tp.partition()).equals(name.tags().get("partition"))) {
+        return ((Number) e.getValue().metricValue()).intValue();
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * KIP-392: with the rack-aware selector, a consumer whose client.rack holds a follower is sent
+   * to that follower, reads every record there, and stays on the leader when its rack has none.
+   */
+  @Test
+  void consumers_read_from_the_replica_in_their_rack() {
+    String topic = Clients.topicName("follower-fetch");
+    TopicDescription d = createReplicated(topic);
+    TopicPartition tp = new TopicPartition(topic, 0);
+    int leader = d.partitions().get(0).leader().id();
+    int follower = leader % 3 + 1;
+    String followerRack = "rack-" + (char) ('a' + follower - 1);
+    String leaderRack = "rack-" + (char) ('a' + leader - 1);
+    try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+      for (int i = 0; i < 30; i++) {
+        Clients.get(producer.send(new ProducerRecord<>(topic, 0, null, ("r" + i).getBytes())));
+      }
+    }
+    Map<String, Integer> expectedReplica = Map.of(followerRack, follower, leaderRack, -1, "rack-elsewhere", -1);
+    for (var e : expectedReplica.entrySet()) {
+      try (KafkaConsumer<byte[], byte[]> consumer =
+          Clients.consumer(CLUSTER.broker(), Map.of("client.rack", e.getKey()))) {
+        var got = Clients.consume(consumer, List.of(tp), 0, 30);
+        for (int i = 0; i < 30; i++) {
+          assertEquals("r" + i, new String(got.get(i).value()), "client.rack=" + e.getKey() + " offset " + i);
+        }
+        assertEquals(
+            e.getValue().intValue(),
+            preferredReadReplica(consumer, tp),
+            "replica read by a consumer in " + e.getKey() + " (leader " + leader + ")");
       }
     }
   }
