@@ -22,14 +22,17 @@
 //! [`kafka_error`] is the one place where internal errors become Kafka error codes.
 
 pub mod admin;
+pub mod client_rack;
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod handlers;
+pub mod http;
 pub mod kafka_error;
 pub mod metadata;
 pub mod node;
 pub mod partition;
 pub mod records;
+pub mod replica_selector;
 pub mod server;

@@ -128,8 +128,22 @@ pub struct BrokerConfig {
     pub flush: FlushMode,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// Follower fetching: selector, client racks by address, rack discovery.
+    pub rack_awareness: super::RackAwarenessConfig,
+    /// `metrics.listener`.
+    pub metrics_listener: Option<crate::http::HttpUrl>,
     /// Every property set explicitly, in canonical form.
     pub statics: StaticConfig,
+}
+
+impl BrokerConfig {
+    /// The configuration with the rack `broker.rack=auto` found, which DescribeConfigs then
+    /// reports as the value of `broker.rack`.
+    pub fn with_discovered_rack(mut self, rack: String) -> BrokerConfig {
+        self.statics.values.insert("broker.rack", rack.clone());
+        self.rack = Some(rack);
+        self
+    }
 }
 
 /// Explicitly set properties (canonical values), for topic defaults and DescribeConfigs.
@@ -261,13 +275,18 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         }
     };
 
+    let rack_awareness = super::rack_awareness::load(&statics, &mut problems, &mut warnings);
+    let metrics_listener = super::rack_awareness::metrics_listener(&statics, &mut problems);
+
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
     let to_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
     let config = BrokerConfig {
         node_id,
-        rack: statics.value("broker.rack").filter(|r| !r.is_empty()),
+        rack: statics
+            .value("broker.rack")
+            .filter(|r| !r.is_empty() && rack_awareness.auto_rack.is_none()),
         listeners,
         log_dirs,
         num_partitions: statics.number("num.partitions"),
@@ -282,6 +301,8 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         queued_max_requests: to_usize(statics.number("queued.max.requests")),
         flush,
         retention_check_interval_ms: statics.number("log.retention.check.interval.ms"),
+        rack_awareness,
+        metrics_listener,
         statics,
     };
     Ok(Loaded { config, warnings })

@@ -8,9 +8,11 @@ pub mod describe;
 pub mod env;
 pub mod listener;
 pub mod properties;
+pub mod rack_awareness;
 pub mod topic;
 
 pub use broker::{
     BrokerConfig, ClientListener, ConfigError, ConfigInput, FlushMode, Loaded, Origin, StaticConfig,
 };
+pub use rack_awareness::{RackAutoConfig, RackAwarenessConfig, RackSource};
 pub use topic::{ConfigSource, ConfigView, DynamicBrokerConfigs, TimestampType, TopicLogConfig};
