@@ -110,10 +110,14 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
         }
         RequestKind::Fetch(req) => {
             let ctx = fetch::FetchContext {
-                partitions: Arc::clone(&node.partitions),
+                partitions: node.partitions.clone(),
                 image: node.metadata.image(),
                 shutdown: node.shutdown.clone(),
                 max_bytes: node.config.fetch_max_bytes,
+                follower_fetching: Arc::clone(&node.follower_fetching),
+                listener: Arc::clone(&connection.listener),
+                peer: connection.peer.ip(),
+                clock: Arc::clone(&node.clock),
             };
             fetch::handle(ctx, req, version)
         }

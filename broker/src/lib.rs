@@ -20,6 +20,14 @@
 //! the partition manager create or delete partition logs.
 //!
 //! [`kafka_error`] is the one place where internal errors become Kafka error codes.
+//!
+//! Follower fetching (KIP-392): [`replica_selector`] decides, as plain functions, which replica a
+//! consumer should read from; the Fetch handler asks it on partition leaders, with the client's
+//! rack from the request or from [`client_rack`] (`client.rack.cidrs`), and serves consumers on
+//! followers up to their high watermark. [`follower_fetching`] holds the node's selector and
+//! [`metrics`] (served bytes and records per role and rack, redirects), exposed over [`http`] on
+//! `metrics.listener`. [`rack_discovery`] resolves `broker.rack=auto` at startup; [`cli`] holds the
+//! `shoal partitions` command.
 
 pub mod admin;
 pub mod client_rack;
@@ -27,10 +35,12 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod follower_fetching;
 pub mod handlers;
 pub mod http;
 pub mod kafka_error;
 pub mod metadata;
+pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod records;

@@ -16,6 +16,7 @@ use tracing::info;
 use crate::admin::TopicAdmin;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::follower_fetching::FollowerFetching;
 use crate::metadata::meta_properties::{self, MetaPropertiesError};
 use crate::metadata::store::LocalMetadataStore;
 use crate::metadata::{
@@ -61,6 +62,8 @@ pub struct Node {
     pub clock: Arc<dyn Clock>,
     /// Fires when the node shuts down (parked fetches answer at once).
     pub shutdown: CancellationToken,
+    /// KIP-392: replica selection, client racks, consumer-fetch metrics.
+    pub follower_fetching: Arc<FollowerFetching>,
     _locks: Vec<Box<dyn DirLock>>,
 }
 
@@ -132,6 +135,7 @@ impl Node {
         );
         let admin = TopicAdmin::new(metadata.clone(), partitions.clone(), config.clone());
 
+        let follower_fetching = Arc::new(FollowerFetching::new(&config));
         let node = Arc::new(Node {
             config,
             metadata,
@@ -139,6 +143,7 @@ impl Node {
             admin,
             clock,
             shutdown,
+            follower_fetching,
             _locks: locks,
         });
         tokio::spawn(retention_loop(node.clone()));

@@ -139,9 +139,10 @@ pub struct BrokerConfig {
 impl BrokerConfig {
     /// The configuration with the rack `broker.rack=auto` found, which DescribeConfigs then
     /// reports as the value of `broker.rack`.
-    pub fn with_discovered_rack(mut self, rack: String) -> BrokerConfig {
+    pub fn with_discovered_rack(mut self, rack: String, source: super::RackSource) -> BrokerConfig {
         self.statics.values.insert("broker.rack", rack.clone());
         self.rack = Some(rack);
+        self.rack_awareness.discovered_from = Some(source);
         self
     }
 }

@@ -71,6 +71,8 @@ pub struct RackAwarenessConfig {
     pub client_rack_cidrs: ClientRackMap,
     /// Set when `broker.rack=auto`: how to find the rack at startup.
     pub auto_rack: Option<RackAutoConfig>,
+    /// Where `broker.rack=auto` found the rack (set at startup).
+    pub discovered_from: Option<RackSource>,
 }
 
 const AUTO_PROPERTIES: [&str; 6] = [
@@ -147,6 +149,7 @@ pub fn load(
         selector,
         client_rack_cidrs,
         auto_rack,
+        discovered_from: None,
     }
 }
 
@@ -407,7 +410,10 @@ mod tests {
     #[test]
     fn rack_discovered_at_startup_is_what_describe_reports() {
         let loaded = try_load(&[("broker.rack", "auto")]).unwrap();
-        let config = loaded.config.with_discovered_rack("use1-az1".into());
+        let config = loaded
+            .config
+            .with_discovered_rack("use1-az1".into(), RackSource::Aws);
+        assert_eq!(config.rack_awareness.discovered_from, Some(RackSource::Aws));
         assert_eq!(config.rack.as_deref(), Some("use1-az1"));
         assert_eq!(config.statics.explicit("broker.rack"), Some("use1-az1"));
     }

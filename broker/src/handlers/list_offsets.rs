@@ -1,4 +1,6 @@
-//! ListOffsets (key 2): earliest, latest, by timestamp (exact record), max timestamp.
+//! ListOffsets (key 2): earliest, latest, by timestamp (exact record), max timestamp. Only the
+//! partition leader answers, except for the debugging replica id (Kafka's
+//! `ReplicaManager.fetchOffset`); consumers asking a follower get `NOT_LEADER_OR_FOLLOWER`.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,8 @@ use shoal_protocol::registry::ApiSupport;
 use crate::kafka_error::{BrokerError, kafka_error};
 use crate::metadata::MetadataImage;
 use crate::partition::{
-    Isolation, PartitionError, PartitionManager, TimestampOffset, check_leader_epoch,
+    Isolation, PartitionError, PartitionLookup, TimestampOffset, check_leader_epoch,
+    check_leader_only,
 };
 
 /// v1+ (the Java 4.x floor); v10 (timeout) is not implemented.
@@ -30,6 +33,8 @@ pub const EARLIEST_LOCAL: i64 = -4;
 pub const LATEST_TIERED: i64 = -5;
 /// `ListOffsetsRequest.CONSUMER_REPLICA_ID`.
 const CONSUMER_REPLICA_ID: i32 = -1;
+/// `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may be answered by any replica.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 /// Kafka's `isListOffsetsTimestampUnsupported`: special (negative) timestamps exist from a version
 /// on; other negative values are never valid.
@@ -47,7 +52,7 @@ pub fn timestamp_unsupported(timestamp: i64, version: i16) -> bool {
 
 /// Answers every requested partition.
 pub async fn handle(
-    partitions: &PartitionManager,
+    partitions: &dyn PartitionLookup,
     image: &MetadataImage,
     request: ListOffsetsRequest,
     version: i16,
@@ -61,6 +66,8 @@ pub async fn handle(
         }
     }
     let client = request.replica_id.0 == CONSUMER_REPLICA_ID;
+    // `ReplicaManager.fetchOffset`: fetchOnlyFromLeader unless the debugging replica id.
+    let leader_only = request.replica_id.0 != DEBUGGING_REPLICA_ID;
     let isolation = Isolation::from_wire(if version >= 2 {
         request.isolation_level
     } else {
@@ -88,6 +95,7 @@ pub async fn handle(
                         current_epoch,
                         isolation,
                         client,
+                        leader_only,
                     )
                     .await
                     .map_err(|e| kafka_error(BrokerError::Partition(&e)).error)
@@ -120,7 +128,7 @@ pub async fn handle(
 
 #[allow(clippy::too_many_arguments)]
 async fn lookup(
-    partitions: &PartitionManager,
+    partitions: &dyn PartitionLookup,
     image: &MetadataImage,
     topic: &str,
     index: i32,
@@ -128,6 +136,7 @@ async fn lookup(
     current_epoch: Option<i32>,
     isolation: Isolation,
     client: bool,
+    leader_only: bool,
 ) -> Result<Option<TimestampOffset>, PartitionError> {
     let topic = image
         .topic_by_name(topic)
@@ -136,6 +145,9 @@ async fn lookup(
         return Err(PartitionError::UnknownTopicOrPartition);
     }
     let partition = partitions.get(&topic.id, index)?;
+    if leader_only {
+        check_leader_only(partition.as_ref(), current_epoch)?;
+    }
     match timestamp {
         EARLIEST | EARLIEST_LOCAL => {
             check_leader_epoch(current_epoch, partition.leader_epoch())?;
@@ -180,6 +192,88 @@ async fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::{BrokerRegistration, MetadataCommand};
+    use crate::partition::scripted::{ScriptedPartition, ScriptedPartitions};
+    use crate::partition::{Role, TopicPartition};
+    use shoal_protocol::kafka_protocol::messages::BrokerId;
+    use shoal_protocol::kafka_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use uuid::Uuid;
+
+    fn hosted(role: Role) -> (ScriptedPartitions, MetadataImage) {
+        let image = MetadataImage::empty("c")
+            .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
+                node_id: 1,
+                rack: None,
+                endpoints: vec![],
+                fenced: false,
+            }))
+            .unwrap()
+            .apply(&MetadataCommand::CreateTopic {
+                id: Uuid::from_u128(9),
+                name: "t".into(),
+                assignments: vec![vec![1]],
+                configs: Default::default(),
+            })
+            .unwrap();
+        let partitions = ScriptedPartitions::default();
+        partitions.add(ScriptedPartition::new(
+            TopicPartition {
+                topic_id: Uuid::from_u128(9),
+                topic: "t".into(),
+                partition: 0,
+            },
+            role,
+            3,
+        ));
+        (partitions, image)
+    }
+
+    async fn list(role: Role, replica_id: i32, timestamp: i64, epoch: i32) -> i16 {
+        let (partitions, image) = hosted(role);
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(replica_id))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(crate::handlers::s("t").into())
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(timestamp)
+                            .with_current_leader_epoch(epoch),
+                    ]),
+            ]);
+        handle(&partitions, &image, request, 7).await.topics[0].partitions[0].error_code
+    }
+
+    #[tokio::test]
+    async fn only_the_leader_answers_consumers() {
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        for timestamp in [LATEST, EARLIEST, MAX_TIMESTAMP, 1000] {
+            assert_eq!(list(Role::Leader, -1, timestamp, 3).await, 0, "{timestamp}");
+            assert_eq!(
+                list(Role::Follower, -1, timestamp, 3).await,
+                not_leader,
+                "{timestamp}"
+            );
+            assert_eq!(
+                list(Role::Follower, -1, timestamp, -1).await,
+                not_leader,
+                "{timestamp}"
+            );
+        }
+        assert_eq!(
+            list(Role::Follower, -1, LATEST, 2).await,
+            ResponseError::FencedLeaderEpoch.code(),
+            "the epoch is checked first"
+        );
+        assert_eq!(
+            list(Role::Follower, -2, LATEST, 3).await,
+            0,
+            "the debugging replica id may ask any replica"
+        );
+    }
 
     #[test]
     fn special_timestamps_need_their_versions() {

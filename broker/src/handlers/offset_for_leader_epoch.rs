@@ -1,5 +1,7 @@
 //! OffsetForLeaderEpoch (key 23): where an epoch ended, for consumers validating their position
-//! after a leader change.
+//! after a leader change. Only the partition leader answers (Kafka's
+//! `ReplicaManager.lastOffsetForLeaderEpoch`); other replicas refuse with
+//! `NOT_LEADER_OR_FOLLOWER`.
 
 use shoal_protocol::kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -11,14 +13,14 @@ use shoal_protocol::registry::ApiSupport;
 
 use crate::kafka_error::{BrokerError, kafka_error};
 use crate::metadata::MetadataImage;
-use crate::partition::{PartitionError, PartitionManager};
+use crate::partition::{PartitionError, PartitionLookup, check_leader_only};
 
 /// v2+ (the Java 4.x floor); the consumer needs v3 to validate positions.
 pub const SUPPORT: ApiSupport = ApiSupport::new(ApiKey::OffsetForLeaderEpoch, 2, 4);
 
 /// Answers every requested partition.
 pub fn handle(
-    partitions: &PartitionManager,
+    partitions: &dyn PartitionLookup,
     image: &MetadataImage,
     request: &OffsetForLeaderEpochRequest,
     _version: i16,
@@ -41,6 +43,8 @@ pub fn handle(
                         .and_then(|partition| {
                             let current =
                                 (p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
+                            // `ReplicaManager.lastOffsetForLeaderEpoch`: leaders only.
+                            check_leader_only(partition.as_ref(), current)?;
                             partition.end_offset_for_epoch(p.leader_epoch, current)
                         });
                     let response = EpochEndOffset::default()
@@ -64,4 +68,75 @@ pub fn handle(
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{BrokerRegistration, MetadataCommand};
+    use crate::partition::scripted::{ScriptedPartition, ScriptedPartitions};
+    use crate::partition::{Role, TopicPartition};
+    use shoal_protocol::error_code::ResponseError;
+    use shoal_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use uuid::Uuid;
+
+    fn ask(role: Role, current_epoch: i32) -> EpochEndOffset {
+        let image = MetadataImage::empty("c")
+            .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
+                node_id: 1,
+                rack: None,
+                endpoints: vec![],
+                fenced: false,
+            }))
+            .unwrap()
+            .apply(&MetadataCommand::CreateTopic {
+                id: Uuid::from_u128(9),
+                name: "t".into(),
+                assignments: vec![vec![1]],
+                configs: Default::default(),
+            })
+            .unwrap();
+        let partitions = ScriptedPartitions::default();
+        partitions.add(ScriptedPartition::new(
+            TopicPartition {
+                topic_id: Uuid::from_u128(9),
+                topic: "t".into(),
+                partition: 0,
+            },
+            role,
+            3,
+        ));
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(crate::handlers::s("t").into())
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(current_epoch)
+                            .with_leader_epoch(3),
+                    ]),
+            ]);
+        handle(&partitions, &image, &request, 4).topics[0].partitions[0].clone()
+    }
+
+    #[test]
+    fn only_the_leader_answers() {
+        assert_eq!(ask(Role::Leader, 3).error_code, 0);
+        assert_eq!(ask(Role::Leader, 3).leader_epoch, 3);
+        let refused = ask(Role::Follower, 3);
+        assert_eq!(
+            refused.error_code,
+            ResponseError::NotLeaderOrFollower.code()
+        );
+        assert_eq!((refused.leader_epoch, refused.end_offset), (-1, -1));
+        assert_eq!(
+            ask(Role::Follower, 4).error_code,
+            ResponseError::UnknownLeaderEpoch.code(),
+            "the epoch is checked first"
+        );
+    }
 }

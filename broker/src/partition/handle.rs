@@ -9,10 +9,14 @@
 //!   (except through truncation on a new leader, which a later implementation reports by epoch).
 //! - `current_leader_epoch` arguments are the client's view (`-1` or `None`: no check).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 use uuid::Uuid;
+
+pub use crate::replica_selector::{ReplicaState, ReplicaStates};
 
 /// A partition of a topic, by id and by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -248,6 +252,62 @@ pub trait PartitionHandle: Send + Sync + std::fmt::Debug {
         epoch: i32,
         current_leader_epoch: Option<i32>,
     ) -> Result<Option<(i32, i64)>, PartitionError>;
+
+    /// KIP-392 input: the replication state of every replica of this partition as this replica
+    /// knows it, `Some` only while this replica leads (followers never select a read replica).
+    /// `local_broker` is this broker's id, `now_ms` the broker clock. A replicated partition
+    /// reports its followers' log end and log start offsets, ISR membership and last caught-up
+    /// times; the default is a partition without followers (a single node): the leader alone.
+    fn replica_states(&self, local_broker: i32, now_ms: i64) -> Option<ReplicaStates> {
+        (self.role() == Role::Leader).then(|| {
+            let offsets = self.offsets();
+            ReplicaStates {
+                leader: ReplicaState {
+                    broker_id: local_broker,
+                    log_end_offset: offsets.log_end,
+                    log_start_offset: offsets.log_start,
+                    in_sync: true,
+                    last_caught_up_ms: Some(now_ms),
+                },
+                followers: Vec::new(),
+            }
+        })
+    }
+}
+
+/// Finds hosted partitions (the [`super::PartitionManager`], or a test double).
+pub trait PartitionLookup: Send + Sync + std::fmt::Debug {
+    /// The partition, if this node hosts it.
+    fn get(
+        &self,
+        topic_id: &Uuid,
+        partition: i32,
+    ) -> Result<Arc<dyn PartitionHandle>, PartitionError>;
+}
+
+impl<T: PartitionLookup + ?Sized> PartitionLookup for Arc<T> {
+    fn get(
+        &self,
+        topic_id: &Uuid,
+        partition: i32,
+    ) -> Result<Arc<dyn PartitionHandle>, PartitionError> {
+        (**self).get(topic_id, partition)
+    }
+}
+
+/// Kafka's rule for requests only a leader answers (ListOffsets from consumers,
+/// OffsetsForLeaderEpoch, Fetch up to v10 from consumers): the client's epoch is checked first
+/// (`FENCED_LEADER_EPOCH` / `UNKNOWN_LEADER_EPOCH`), then a replica that does not lead refuses
+/// with `NOT_LEADER_OR_FOLLOWER`.
+pub fn check_leader_only(
+    partition: &dyn PartitionHandle,
+    current_leader_epoch: Option<i32>,
+) -> Result<(), PartitionError> {
+    check_leader_epoch(current_leader_epoch, partition.leader_epoch())?;
+    match partition.role() {
+        Role::Leader => Ok(()),
+        Role::Follower => Err(PartitionError::NotLeaderOrFollower),
+    }
 }
 
 #[cfg(test)]

@@ -15,12 +15,22 @@ use shoal_storage::{Clock, FileSystem, FlushPolicy, LogConfig};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::handle::{PartitionError, PartitionHandle, TopicPartition};
+use super::handle::{PartitionError, PartitionHandle, PartitionLookup, TopicPartition};
 use super::local::LocalPartition;
 use crate::admin::PartitionSync;
 use crate::config::{BrokerConfig, ConfigView, FlushMode, TopicLogConfig};
 use crate::metadata::meta_properties::base64_url;
 use crate::metadata::{MetadataImage, TopicImage};
+
+impl PartitionLookup for PartitionManager {
+    fn get(
+        &self,
+        topic_id: &Uuid,
+        partition: i32,
+    ) -> Result<Arc<dyn PartitionHandle>, PartitionError> {
+        PartitionManager::get(self, topic_id, partition)
+    }
+}
 
 /// Directory of the metadata log inside the first log directory (Kafka's name).
 pub const METADATA_DIR: &str = "__cluster_metadata-0";

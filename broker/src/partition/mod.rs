@@ -4,11 +4,13 @@
 pub mod handle;
 pub mod local;
 pub mod manager;
+#[cfg(test)]
+pub mod scripted;
 
 pub use handle::{
     AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError, PartitionFuture,
-    PartitionHandle, ReadRequest, ReadResult, Role, TimestampOffset, TopicPartition,
-    check_leader_epoch,
+    PartitionHandle, PartitionLookup, ReadRequest, ReadResult, ReplicaState, ReplicaStates, Role,
+    TimestampOffset, TopicPartition, check_leader_epoch, check_leader_only,
 };
 pub use local::LocalPartition;
 pub use manager::PartitionManager;
