@@ -30,6 +30,7 @@
 //! `shoal partitions` command.
 
 pub mod admin;
+pub mod cli;
 pub mod client_rack;
 pub mod clock;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partition;
+pub mod rack_discovery;
 pub mod records;
 pub mod replica_selector;
 pub mod server;

@@ -4,6 +4,9 @@
 //! property names come from `--config server.properties`, then `KAFKA_*` environment variables
 //! (the apache/kafka image's mapping), then `--override key=value` flags, each replacing the one
 //! before. Invalid or unknown settings stop it with a message and exit status 2.
+//!
+//! `shoal partitions --bootstrap-server host:port` prints, per partition, where consumers in
+//! each rack would read from (KIP-392), from any Kafka-compatible cluster's Metadata.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,12 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use shoal_broker::cli::partitions;
 use shoal_broker::clock::{Clock, SystemClock};
 use shoal_broker::config::{self, BrokerConfig, ConfigInput, Origin};
 use shoal_broker::connection::ConnectionLimits;
 use shoal_broker::metadata::BrokerEndpoint;
+use shoal_broker::metrics;
 use shoal_broker::node::Node;
+use shoal_broker::rack_discovery;
 use shoal_broker::server::{self, BoundListener, ServerLimits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +33,12 @@ use tracing::{error, info, warn};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Parser)]
-#[command(name = "shoal", version, about = "A Kafka-compatible message broker")]
+#[command(
+    name = "shoal",
+    version,
+    about = "A Kafka-compatible message broker",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// A Kafka server.properties file.
     #[arg(long, value_name = "FILE")]
@@ -35,10 +46,39 @@ struct Cli {
     /// Sets one property, overriding the file and the environment (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Shows each partition's leader, replicas with their racks and ISR, and the replica a
+    /// consumer in each rack is sent to by leaders running the rack-aware replica selector
+    /// (follower fetching). Computed from Metadata with the broker's own selection rules,
+    /// assuming in-sync replicas are caught up; offline replicas are never chosen.
+    Partitions {
+        /// A broker to ask (host:port), Kafka or Shoal.
+        #[arg(long, value_name = "HOST:PORT")]
+        bootstrap_server: String,
+        /// Only this topic (default: every topic).
+        #[arg(long)]
+        topic: Option<String>,
+        /// How long to wait for the broker.
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Partitions {
+        bootstrap_server,
+        topic,
+        timeout_ms,
+    }) = &cli.command
+    {
+        return show_partitions(bootstrap_server, topic.as_deref(), *timeout_ms);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -68,11 +108,41 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(Arc::new(loaded.config))) {
+    match runtime.block_on(run(loaded.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
             eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn show_partitions(bootstrap: &str, topic: Option<&str>, timeout_ms: u64) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shoal: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let timeout = Duration::from_millis(timeout_ms.max(1));
+    match runtime.block_on(partitions::fetch_metadata(bootstrap, topic, timeout)) {
+        Ok((metadata, _version)) => {
+            if let Some(t) = topic
+                && metadata.topics.iter().all(|m| m.error_code != 0)
+            {
+                eprintln!("shoal: topic {t} does not exist");
+                return ExitCode::from(1);
+            }
+            print!("{}", partitions::render(&metadata));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shoal: {e}");
             ExitCode::from(1)
         }
     }
@@ -106,7 +176,18 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-async fn run(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
+async fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
+    if let Some(auto) = config.rack_awareness.auto_rack.clone() {
+        let found = rack_discovery::discover(&auto, |name| std::env::var(name).ok()).await?;
+        info!(
+            "broker.rack={} (discovered from {})",
+            found.rack, found.detail
+        );
+        config = config.with_discovered_rack(found.rack, found.source);
+    } else if let Some(rack) = &config.rack {
+        info!("broker.rack={rack} (static)");
+    }
+    let config = Arc::new(config);
     let shutdown = CancellationToken::new();
     let mut bound = Vec::new();
     let mut endpoints = Vec::new();
@@ -142,6 +223,24 @@ async fn run(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
             idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
         },
     };
+    let metrics_task = match &config.metrics_listener {
+        Some(url) => {
+            let (local, task) = metrics::endpoint::start(
+                url,
+                node.follower_fetching.metrics.clone(),
+                node.metadata.clone(),
+                shutdown.clone(),
+            )
+            .await
+            .with_context(|| format!("cannot listen on metrics.listener={url}"))?;
+            let address = format!("http://{local}{}", url.path);
+            info!("metrics on {address}");
+            // Printed before the readiness line, which test harnesses wait for.
+            println!("shoal metrics: {address}");
+            Some(task)
+        }
+        None => None,
+    };
     let server = tokio::spawn(server::run(bound, node.clone(), limits, shutdown.clone()));
 
     let advertised: Vec<String> = endpoints
@@ -162,6 +261,11 @@ async fn run(config: Arc<BrokerConfig>) -> anyhow::Result<()> {
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
         warn!("connections did not drain within {DRAIN_TIMEOUT:?}; closing anyway");
+    }
+    if let Some(task) = metrics_task
+        && tokio::time::timeout(DRAIN_TIMEOUT, task).await.is_err()
+    {
+        warn!("metrics connections did not drain within {DRAIN_TIMEOUT:?}");
     }
     node.close().await;
     info!("shutdown complete");

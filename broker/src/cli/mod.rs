@@ -1,0 +1,3 @@
+//! Subcommands of the `shoal` binary other than running a broker.
+
+pub mod partitions;
