@@ -75,14 +75,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array(what)?))
-    }
-
-    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }

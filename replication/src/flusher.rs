@@ -177,10 +177,6 @@ impl FlushTarget {
         self.appended_seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    pub(crate) fn policy(&self) -> FlushPolicy {
-        self.policy
-    }
-
     /// Hands over an append's callback (in append order). `rolled`: the append sealed a
     /// segment, which must be synced even without a flush policy.
     pub(crate) fn submit(self: &Arc<Self>, seq: u64, callback: IOFlushed<C>, rolled: bool) {
@@ -299,11 +295,6 @@ impl FlushTarget {
     pub(crate) fn complete_all_durable(&self) {
         let covered = self.appended_seq.load(Ordering::SeqCst);
         complete_through(&mut lock(&self.state), covered);
-    }
-
-    /// Fails every queued and future callback (the log is unusable).
-    pub(crate) fn fail(&self, reason: String) {
-        fail_all(&mut lock(&self.state), reason);
     }
 }
 

@@ -151,14 +151,6 @@ pub(crate) fn log_id(term: u64, index: u64) -> RaftLogId {
     )
 }
 
-/// The storage crate's view of a Raft log id.
-pub(crate) fn to_storage_id(id: &RaftLogId) -> shoal_storage::LogId {
-    shoal_storage::LogId {
-        index: id.index,
-        term: id.leader_id.term,
-    }
-}
-
 pub(crate) fn from_storage_id(id: shoal_storage::LogId) -> RaftLogId {
     log_id(id.term, id.index)
 }
