@@ -144,6 +144,36 @@ fn control_error(e: RaftError<C, ClientWriteError<C>>) -> ControlError {
     }
 }
 
+/// Runs a membership change, retrying while another one is in progress, until `deadline`.
+async fn retry_in_progress<F, Fut>(
+    deadline: tokio::time::Instant,
+    mut f: F,
+) -> Result<(), ControlError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<
+                openraft::raft::ClientWriteResponse<C>,
+                RaftError<C, ClientWriteError<C>>,
+            >,
+        >,
+{
+    loop {
+        match f().await {
+            Ok(_) => return Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                openraft::error::ChangeMembershipError::InProgress(p),
+            ))) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ControlError::Timeout(p.to_string()));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(control_error(e)),
+        }
+    }
+}
+
 fn leadership_of(m: &openraft::metrics::RaftServerMetrics<C>) -> Leadership {
     let role = match m.state {
         ServerState::Leader => Role::Leader,
@@ -170,6 +200,8 @@ pub(crate) struct Group {
     leadership_tx: Arc<watch::Sender<Leadership>>,
     proposals: Arc<Semaphore>,
     max_entry_bytes: u64,
+    /// How long membership changes wait for one in progress.
+    control_timeout: Duration,
     watcher: JoinHandle<()>,
 }
 
@@ -250,6 +282,7 @@ impl Group {
             leadership_tx,
             proposals: Arc::new(Semaphore::new(start.config.max_inflight_proposals as usize)),
             max_entry_bytes: start.config.max_entry_bytes,
+            control_timeout: Duration::from_millis(start.config.rpc_timeout_ms.saturating_mul(4)),
             watcher,
         }))
     }
@@ -414,39 +447,42 @@ impl Group {
 
     /// Makes `voters` the group's voters (on the leader): missing nodes join as learners and
     /// catch up first, then a joint-consensus change switches the voters. Nodes left out are
-    /// removed.
+    /// removed. Waits for a change already in progress (e.g. a new leader's first membership
+    /// not yet committed) to finish first.
     pub(crate) async fn change_voters(&self, voters: BTreeSet<NodeId>) -> Result<(), ControlError> {
         if voters.is_empty() {
             return Err(ControlError::Rejected(
                 "a group needs at least one voter".into(),
             ));
         }
+        let deadline = tokio::time::Instant::now() + self.control_timeout;
         let current = self.replicas();
         for n in voters.difference(&current.voters) {
             if !current.learners.contains(n) {
-                self.raft
-                    .add_learner(*n, EmptyNode::new(), true)
-                    .await
-                    .map_err(control_error)?;
+                retry_in_progress(deadline, || {
+                    self.raft.add_learner(*n, EmptyNode::new(), true)
+                })
+                .await?;
             }
         }
-        self.raft
-            .change_membership(voters, false)
-            .await
-            .map_err(control_error)?;
+        retry_in_progress(deadline, || {
+            self.raft.change_membership(voters.clone(), false)
+        })
+        .await?;
         Ok(())
     }
 
     /// Adds `node` as a learner (a non-voting replica), without waiting for it to catch up.
     pub(crate) async fn add_learner(&self, node: NodeId) -> Result<(), ControlError> {
-        if self.replicas().voters.contains(&node) || self.replicas().learners.contains(&node) {
+        let r = self.replicas();
+        if r.voters.contains(&node) || r.learners.contains(&node) {
             return Ok(());
         }
-        self.raft
-            .add_learner(node, EmptyNode::new(), false)
-            .await
-            .map(|_| ())
-            .map_err(control_error)
+        let deadline = tokio::time::Instant::now() + self.control_timeout;
+        retry_in_progress(deadline, || {
+            self.raft.add_learner(node, EmptyNode::new(), false)
+        })
+        .await
     }
 
     /// Stops the group: openraft's tasks end, the log is flushed and the checkpoint written.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use harness::{Cluster, batch, partition};
 use shoal_replication::{ProposeError, ReadBound, ReplicationConfig, Role};
-use shoal_storage::LogConfig;
+use shoal_storage::{Clock, LogConfig};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -200,6 +200,153 @@ async fn the_leader_reports_follower_progress() -> Result<()> {
     }
     let follower = if leader == 1 { 2 } else { 1 };
     assert!(c.replica(follower, &p)?.follower_progress().is_none());
+    c.shutdown().await;
+    Ok(())
+}
+
+/// Entries present on every live replica (a replica may have purged a different prefix) are
+/// identical.
+fn assert_common_suffix_identical(c: &Cluster, p: &shoal_replication::PartitionId) -> Result<()> {
+    let nodes = c.up_nodes();
+    let logs: Vec<Vec<shoal_storage::StoredEntry>> = nodes
+        .iter()
+        .map(|n| c.entries(*n, p))
+        .collect::<Result<_>>()?;
+    let first = logs
+        .iter()
+        .filter_map(|l| l.first().map(|e| e.meta.index))
+        .max()
+        .unwrap_or(0);
+    let last = logs
+        .iter()
+        .filter_map(|l| l.last().map(|e| e.meta.index))
+        .min()
+        .unwrap_or(0);
+    for idx in first..=last {
+        let reference = logs[0].iter().find(|e| e.meta.index == idx);
+        for (n, l) in nodes.iter().zip(&logs) {
+            let e = l.iter().find(|e| e.meta.index == idx);
+            assert_eq!(e, reference, "entry {idx} on node {n}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_replicated_logs_and_a_lagging_replica_restarts_at_the_new_log_start()
+-> Result<()> {
+    let log_config = LogConfig {
+        segment_bytes: 4096,
+        retention_bytes: 8192,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let mut c = Cluster::new(
+        &[1, 2, 3],
+        9,
+        ReplicationConfig::fast_for_tests(),
+        log_config,
+    )
+    .await?;
+    let p = partition(5);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    c.wait_leader(&p, T).await?;
+    c.append_committed(&p, batch(1, 10, 0), T).await?;
+    c.wait_hw(&p, 1, T).await?;
+    let lagging = 3;
+    c.stop(lagging).await?;
+    let mut hw = 0;
+    for i in 0..120u8 {
+        hw = c.append_committed(&p, batch(2, 200, i), T).await?.1 + 1;
+    }
+    // Retention runs on each replica; openraft purges after the snapshot.
+    let now = shoal_storage::SystemClock.now_ms();
+    let deadline = std::time::Instant::now() + T;
+    let leader = c.wait_leader(&p, T).await?;
+    loop {
+        for n in c.up_nodes() {
+            c.replica(n, &p)?.enforce_retention(now).await?;
+        }
+        let start = c.replica(leader, &p)?.log().log_start_offset();
+        if start > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "leader never purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader_start = c.replica(leader, &p)?.log().log_start_offset();
+    // The lagging replica needs purged entries: it installs the snapshot and continues from
+    // the new log start with the same offsets.
+    c.restart(lagging).await?;
+    hw = hw.max(c.append_committed(&p, batch(1, 10, 200), T).await?.1 + 1);
+    c.wait_hw(&p, hw, T).await?;
+    let r = c.replica(lagging, &p)?;
+    let start = r.log().log_start_offset();
+    assert!(
+        start >= leader_start && start > 1,
+        "lagging replica starts at {start}"
+    );
+    assert_eq!(
+        r.log().log_end_offset(),
+        c.replica(leader, &p)?.log().log_end_offset()
+    );
+    assert_common_suffix_identical(&c, &p)?;
+    for n in c.up_nodes() {
+        let r = c.replica(n, &p)?;
+        let log = r.log();
+        assert!(
+            log.log_start_offset() <= r.high_watermark()
+                && r.high_watermark() <= log.log_end_offset()
+        );
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_reassigned_through_a_membership_change() -> Result<()> {
+    let mut c = Cluster::new(
+        &[1, 2, 3, 4],
+        5,
+        ReplicationConfig::fast_for_tests(),
+        LogConfig::default(),
+    )
+    .await?;
+    let p = partition(6);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    let leader = c.wait_leader(&p, T).await?;
+    for i in 0..10 {
+        c.append_committed(&p, batch(3, 30, i), T).await?;
+    }
+    // The new replica opens the partition (without bootstrapping), then the leader moves it
+    // into the replica set in place of a node that is not the leader.
+    let spec = shoal_replication::PartitionSpec {
+        id: p,
+        dir: c.dir(4, &p),
+        log_config: LogConfig::default(),
+        replicas: [1, 2, 3].into(),
+        bootstrap: false,
+    };
+    c.manager(4)?.open_partition(spec).await?;
+    let removed = [1, 2, 3].into_iter().find(|n| *n != leader).unwrap_or(3);
+    let mut new_set: BTreeSet<u64> = [1, 2, 3, 4].into();
+    new_set.remove(&removed);
+    c.replica(leader, &p)?
+        .change_replicas(new_set.clone())
+        .await?;
+    let r = c.replica(leader, &p)?.replicas();
+    assert_eq!(r.voters, new_set);
+    assert!(!r.changing);
+    let (_, last) = c.append_committed(&p, batch(1, 30, 99), T).await?;
+    let four = c.replica(4, &p)?;
+    let mut hw = four.watch_high_watermark();
+    tokio::time::timeout(T, hw.wait_for(|h| *h > last)).await??;
+    // The new replica holds the whole log from offset 0.
+    let read = four.read(0, 1 << 20, ReadBound::HighWatermark, true)?;
+    assert_eq!(read.first_offset, Some(0));
+    let leader_entries = c.entries(leader, &p)?;
+    let new_entries = c.entries(4, &p)?;
+    assert_eq!(leader_entries, new_entries);
     c.shutdown().await;
     Ok(())
 }
