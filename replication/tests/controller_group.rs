@@ -20,9 +20,11 @@ use shoal_storage::LogConfig;
 
 const T: Duration = Duration::from_secs(20);
 
-/// The commands applied, in order, shared with the test.
+type Log = Arc<Mutex<Vec<(i64, Vec<u8>)>>>;
+
+/// The commands applied (offset, bytes) and the number of snapshot restores.
 #[derive(Clone, Default)]
-struct Applied(Arc<Mutex<Vec<(i64, Vec<u8>)>>>, Arc<AtomicUsize>);
+struct Applied(Log, Arc<AtomicUsize>);
 
 impl Applied {
     fn commands(&self) -> Vec<Vec<u8>> {
