@@ -169,6 +169,10 @@ impl ReplicationConfig {
             max_payload_entries: self.max_append_entries,
             install_snapshot_timeout: self.install_snapshot_timeout_ms,
             snapshot_policy: policy,
+            // A leader replicates entries before its own fsync completes; after a crash it may
+            // have lost some that followers hold. Restored as leader in the same term it would
+            // reuse their (term, index) for different entries, so it must win a new term.
+            enable_leader_restore: Some(false),
             // Retention decides what to drop: purge everything a snapshot covers, at once.
             max_in_snapshot_log_to_keep: 0,
             purge_batch_size: 1,

@@ -116,14 +116,15 @@ impl GroupFiles {
             Ok(Some(b)) => b,
             Ok(None) => return None,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable checkpoint");
+                // Expected after a crash: the checkpoint is written without fsync.
+                tracing::info!(path = %path.display(), error = %e, "ignoring unreadable checkpoint");
                 return None;
             }
         };
         match decode_checkpoint(&body) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring damaged checkpoint");
+                tracing::info!(path = %path.display(), error = %e, "ignoring damaged checkpoint");
                 None
             }
         }

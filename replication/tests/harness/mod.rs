@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +14,7 @@ use shoal_replication::{
     NodeId, PartitionId, PartitionReplica, PartitionSpec, ReplicaManager, ReplicationConfig, Role,
     SimNetwork,
 };
-use shoal_storage::fault_fs::{CrashMode, FaultFs};
+use shoal_storage::fault_fs::{CrashMode, FaultFs, FaultKind, FaultOp, FaultRule};
 use shoal_storage::{BatchBuilder, LogConfig, StoredEntry, SystemClock};
 
 /// One uncompressed batch of `records` records of `value_len` bytes.
@@ -51,6 +51,8 @@ pub struct Cluster {
     pub log_config: LogConfig,
     /// Partition replica sets, for reopening after restarts.
     pub partitions: BTreeMap<PartitionId, BTreeSet<NodeId>>,
+    /// The managers of the nodes that are up, shared with tasks that run beside the test.
+    pub live: Arc<RwLock<BTreeMap<NodeId, Arc<ReplicaManager>>>>,
 }
 
 impl Cluster {
@@ -80,6 +82,7 @@ impl Cluster {
             config,
             log_config,
             partitions: BTreeMap::new(),
+            live: Arc::new(RwLock::new(BTreeMap::new())),
         };
         for id in ids {
             c.start(*id)?;
@@ -103,8 +106,19 @@ impl Cluster {
             Arc::new(node.fs.clone()),
             Arc::new(SystemClock),
         )?;
-        node.manager = Some(manager);
+        node.manager = Some(Arc::clone(&manager));
+        self.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, manager);
         Ok(())
+    }
+
+    fn mark_down(&self, id: NodeId) {
+        self.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     pub fn manager(&self, id: NodeId) -> Result<Arc<ReplicaManager>> {
@@ -222,12 +236,28 @@ impl Cluster {
         Ok(log.read_entries(first, next, usize::MAX)?)
     }
 
-    /// Crashes a node: its file system loses everything not fsynced, then its groups stop.
+    /// Crashes a node (power loss): from this moment every file operation fails, the node's
+    /// groups stop, and the file system keeps only what was fsynced before.
     pub async fn crash(&mut self, id: NodeId) -> Result<()> {
         let node = self.nodes.get_mut(&id).context("no such node")?;
         let manager = node.manager.take().context("already down")?;
-        node.fs.crash(CrashMode::DropUnsynced)?;
+        for op in [
+            FaultOp::Write,
+            FaultOp::SetLen,
+            FaultOp::SyncData,
+            FaultOp::SyncDir,
+            FaultOp::Create,
+            FaultOp::Rename,
+            FaultOp::Remove,
+        ] {
+            node.fs.inject(FaultRule::always(op, FaultKind::Eio));
+        }
+        let fs = node.fs.clone();
+        self.mark_down(id);
         manager.shutdown().await;
+        drop(manager);
+        fs.crash(CrashMode::DropUnsynced)?;
+        fs.clear_faults();
         Ok(())
     }
 
@@ -235,6 +265,7 @@ impl Cluster {
     pub async fn stop(&mut self, id: NodeId) -> Result<()> {
         let node = self.nodes.get_mut(&id).context("no such node")?;
         let manager = node.manager.take().context("already down")?;
+        self.mark_down(id);
         manager.shutdown().await;
         Ok(())
     }
@@ -249,8 +280,21 @@ impl Cluster {
             .map(|(p, r)| (*p, r.clone()))
             .collect();
         for (p, replicas) in parts {
-            let spec = self.spec(id, p, &replicas);
-            self.manager(id)?.open_partition(spec).await?;
+            // A task of the stopped instance may still hold the log (and its directory lock)
+            // for a moment.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let spec = self.spec(id, p, &replicas);
+                match self.manager(id)?.open_partition(spec).await {
+                    Ok(_) => break,
+                    Err(shoal_replication::ReplicationError::Storage(
+                        shoal_storage::Error::Locked { .. },
+                    )) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
     }
@@ -259,6 +303,7 @@ impl Cluster {
         let ids: Vec<NodeId> = self.up_nodes();
         for id in ids {
             if let Some(m) = self.nodes.get_mut(&id).and_then(|n| n.manager.take()) {
+                self.mark_down(id);
                 m.shutdown().await;
             }
         }
