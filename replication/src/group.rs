@@ -189,6 +189,44 @@ fn leadership_of(m: &openraft::metrics::RaftServerMetrics<C>) -> Leadership {
     }
 }
 
+/// The [`AppendInfo`] of a stored entry (its batches' headers as stamped).
+fn append_info(
+    entry: &shoal_storage::StoredEntry,
+) -> Result<AppendInfo, shoal_storage::BatchError> {
+    let mut batches = Vec::new();
+    let (mut max_timestamp, mut offset_of_max) = (-1, entry.meta.base_offset);
+    for b in shoal_storage::split_batches(&entry.bytes) {
+        let b = b?;
+        let h = shoal_storage::BatchHeader::parse(&b)?;
+        if h.max_timestamp > max_timestamp {
+            max_timestamp = h.max_timestamp;
+            offset_of_max = h.last_offset();
+        }
+        batches.push(shoal_storage::AppendedBatch {
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+            record_count: h.record_count,
+            max_timestamp: h.max_timestamp,
+            is_transactional: h.is_transactional(),
+            is_control: h.is_control(),
+        });
+    }
+    Ok(AppendInfo {
+        index: entry.meta.index,
+        term: entry.meta.term,
+        base_offset: entry.meta.base_offset,
+        last_offset: entry.meta.next_offset - 1,
+        next_offset: entry.meta.next_offset,
+        max_timestamp,
+        offset_of_max_timestamp: offset_of_max,
+        size_bytes: entry.bytes.len(),
+        batches,
+    })
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -322,7 +360,7 @@ impl Group {
             .acquire_owned()
             .await
             .map_err(|_| ProposeError::Closed)?;
-        let (notifier, mut appended) = AppendNotifier::new();
+        let (notifier, appended) = AppendNotifier::new();
         let (responder, commit, mut complete) = ProgressResponder::new();
         let records = Records {
             batches,
@@ -332,20 +370,17 @@ impl Group {
             .client_write_ff(records, Some(responder))
             .await
             .map_err(fatal_propose)?;
-        let info = tokio::select! {
-            biased;
-            info = &mut appended => match info {
-                Ok(info) => info,
-                // Dropped without an append: the completion says why.
-                Err(_) => return Err(match complete.await {
-                    Ok(Err(e)) => write_error(e),
-                    Ok(Ok(_)) | Err(_) => ProposeError::Closed,
-                }),
+        // Wait for the local append only: completion may be observed first (the task's poll
+        // order is not the order of the two events), yet the append always happens before.
+        // If the entry never reaches the log, openraft drops it with the notifier, and the
+        // completion says why.
+        let info = match appended.await {
+            Ok(info) => info,
+            Err(_) => match (&mut complete).await {
+                Ok(Err(e)) => return Err(write_error(e)),
+                Ok(Ok(resp)) => self.appended_from_log(resp.log_id.index)?,
+                Err(_) => return Err(ProposeError::Closed),
             },
-            done = &mut complete => return Err(match done {
-                Ok(Err(e)) => write_error(e),
-                Ok(Ok(_)) | Err(_) => ProposeError::Closed,
-            }),
         };
         let last_offset = info.last_offset;
         let leader_epoch = info.term;
@@ -359,6 +394,18 @@ impl Group {
                 _permit: permit,
             },
         ))
+    }
+
+    /// What `append` reported for an entry, rebuilt from the stored entry.
+    fn appended_from_log(&self, index: u64) -> Result<AppendInfo, ProposeError> {
+        let log = self.storage.read_log();
+        let stored = log
+            .read_entries(index, index + 1, usize::MAX)
+            .map_err(|e| ProposeError::Fatal(e.to_string()))?;
+        let entry = stored.first().ok_or_else(|| {
+            ProposeError::Fatal(format!("committed entry {index} not in the log"))
+        })?;
+        append_info(entry).map_err(|e| ProposeError::Fatal(e.to_string()))
     }
 
     /// Proposes one command (the controller): wraps it in a batch, waits for it to be applied

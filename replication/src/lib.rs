@@ -29,6 +29,6 @@ pub use group::{Appended, Leadership, PendingCommit, Replicas, Role};
 pub use manager::{ControllerSpec, PartitionSpec, ReplicaManager};
 pub use partition::{FollowerProgress, PartitionReplica, ReadBound};
 pub use sim_transport::{SimFaults, SimNetwork, SimRng, SimStats, SimTransport};
-pub use tcp_transport::{TcpTransport, TcpTransportConfig};
+pub use tcp_transport::{TcpTransport, TcpTransportConfig, TransportStats};
 pub use transport::{RpcHandler, RpcMessage, Transport, TransportError};
 pub use types::{GroupId, NodeId, PartitionId};

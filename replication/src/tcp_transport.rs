@@ -172,8 +172,27 @@ struct PeerSlot {
     dialing: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
+/// Counters of a transport since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub bytes_sent: u64,
+    /// `writev` calls: `frames_sent / writes` is how many frames each call coalesced.
+    pub writes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    frames_sent: AtomicU64,
+    frames_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    writes: AtomicU64,
+}
+
 struct Inner {
     node: NodeId,
+    counters: Arc<Counters>,
     config: TcpTransportConfig,
     local_addr: SocketAddr,
     peers: Mutex<HashMap<NodeId, PeerSlot>>,
@@ -224,6 +243,7 @@ impl TcpTransport {
             local_addr,
             peers: Mutex::new(HashMap::new()),
             handler: RwLock::new(None),
+            counters: Arc::new(Counters::default()),
             connections: AtomicUsize::new(0),
             shutdown,
         });
@@ -243,6 +263,16 @@ impl TcpTransport {
             slot.addr = Some(addr);
             slot.retry_at = None;
             slot.backoff_ms = 0;
+        }
+    }
+
+    pub fn stats(&self) -> TransportStats {
+        let c = &self.inner.counters;
+        TransportStats {
+            frames_sent: c.frames_sent.load(Ordering::Relaxed),
+            frames_received: c.frames_received.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
         }
     }
 
@@ -576,9 +606,10 @@ fn start_connection(
     inner.connections.fetch_add(1, Ordering::SeqCst);
     let c = Arc::clone(&conn);
     let mut closed = close_rx.clone();
+    let counters = Arc::clone(&inner.counters);
     tokio::spawn(async move {
         let r = tokio::select! {
-            r = write_loop(w, out_rx) => r,
+            r = write_loop(w, out_rx, &counters) => r,
             _ = closed.wait_for(|c| *c) => Ok(()),
         };
         if let Err(e) = r {
@@ -643,6 +674,10 @@ async fn read_loop(
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         };
+        inner
+            .counters
+            .frames_received
+            .fetch_add(1, Ordering::Relaxed);
         match kind {
             FRAME_RESPONSE => {
                 let waiter = lock(&conn.pending).remove(&corr);
@@ -701,7 +736,11 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) -> io::Result<()> {
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    counters: &Counters,
+) -> io::Result<()> {
     let mut parts: Vec<Bytes> = Vec::with_capacity(64);
     while let Some(first) = rx.recv().await {
         parts.clear();
@@ -716,7 +755,14 @@ async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) -> 
                 Err(_) => break,
             }
         }
-        write_all_vectored(&mut w, &mut parts).await?;
+        let writes = write_all_vectored(&mut w, &mut parts).await?;
+        counters
+            .frames_sent
+            .fetch_add(frames as u64, Ordering::Relaxed);
+        counters
+            .bytes_sent
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        counters.writes.fetch_add(writes, Ordering::Relaxed);
     }
     w.shutdown().await
 }
@@ -737,8 +783,10 @@ fn push_frame(parts: &mut Vec<Bytes>, item: Outgoing) -> usize {
     4 + len
 }
 
-async fn write_all_vectored(w: &mut OwnedWriteHalf, parts: &mut [Bytes]) -> io::Result<()> {
+/// Writes every part; returns the number of `writev` calls.
+async fn write_all_vectored(w: &mut OwnedWriteHalf, parts: &mut [Bytes]) -> io::Result<u64> {
     let mut i = 0;
+    let mut calls = 0;
     while i < parts.len() {
         let slices: Vec<IoSlice<'_>> = parts[i..]
             .iter()
@@ -746,6 +794,7 @@ async fn write_all_vectored(w: &mut OwnedWriteHalf, parts: &mut [Bytes]) -> io::
             .map(|b| IoSlice::new(b))
             .collect();
         let mut n = w.write_vectored(&slices).await?;
+        calls += 1;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed"));
         }
@@ -760,7 +809,7 @@ async fn write_all_vectored(w: &mut OwnedWriteHalf, parts: &mut [Bytes]) -> io::
             }
         }
     }
-    Ok(())
+    Ok(calls)
 }
 
 #[cfg(test)]
