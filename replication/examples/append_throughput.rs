@@ -113,6 +113,7 @@ async fn main() -> Result<()> {
                 log_config: log_config.clone(),
                 replicas: replicas.clone(),
                 bootstrap: ids[k] == ids[p.partition as usize % 3],
+                observer: None,
             })
             .await?;
         }

@@ -113,6 +113,7 @@ async fn main() -> Result<()> {
                 log_config: LogConfig::default(),
                 replicas: replicas.clone(),
                 bootstrap: ids[k] == bootstrap,
+                observer: None,
             })
             .await?;
         }

@@ -42,6 +42,19 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// Sees every change of a partition's log, on leaders and followers alike: for state derived
+/// from the log (the broker's producer state, for duplicate detection that survives failover).
+/// Called with the log's write lock held: keep it short and do not call back into the replica.
+pub trait LogObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// An entry was appended (a proposal's batches, or a Raft control batch: `is_control`).
+    fn appended(&self, info: &shoal_storage::AppendInfo);
+    /// Entries from `next_offset` on were removed (a new leader's log replaced them).
+    fn truncated(&self, next_offset: i64);
+    /// The log was emptied and continues at `next_offset` (a snapshot was installed because
+    /// this replica fell behind the leader's log start).
+    fn reset(&self, next_offset: i64);
+}
+
 /// What the state machine has applied, shared for checkpoints and followers of the stream.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AppliedState {
@@ -73,6 +86,20 @@ pub(crate) struct GroupStorage {
     pub(crate) log_end_history: Mutex<LogEndHistory>,
     /// The checkpoint as last written (to skip unchanged writes).
     last_checkpoint: Mutex<Option<Checkpoint>>,
+    observer: Option<Arc<dyn LogObserver>>,
+}
+
+/// Where and how a group's storage lives.
+#[derive(Debug)]
+pub(crate) struct StorageOptions {
+    pub(crate) group: GroupId,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) log_config: LogConfig,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Bytes of entries per `limited_get_log_entries` (one AppendEntries).
+    pub(crate) max_read_bytes: usize,
+    pub(crate) observer: Option<Arc<dyn LogObserver>>,
 }
 
 /// How a group's storage starts: loaded from its directory.
@@ -85,14 +112,19 @@ pub(crate) struct LoadedGroup {
 impl GroupStorage {
     /// Opens the log in `dir` (running the storage crate's recovery) and the group's files.
     pub(crate) fn open(
-        group: GroupId,
-        dir: &std::path::Path,
-        log_config: LogConfig,
-        fs: Arc<dyn FileSystem>,
-        clock: Arc<dyn Clock>,
+        o: StorageOptions,
         pool: &Arc<FlushPool>,
-        max_read_bytes: usize,
     ) -> Result<LoadedGroup, crate::ReplicationError> {
+        let StorageOptions {
+            group,
+            dir,
+            log_config,
+            fs,
+            clock,
+            max_read_bytes,
+            observer,
+        } = o;
+        let dir = dir.as_path();
         let policy = log_config.flush_policy;
         let log = PartitionLog::open(dir, log_config, Arc::clone(&fs))?;
         let files = GroupFiles::new(fs, dir);
@@ -124,6 +156,7 @@ impl GroupStorage {
             snapshot_request: Mutex::new(None),
             log_end_history: Mutex::new(LogEndHistory::default()),
             last_checkpoint: Mutex::new(checkpoint.clone()),
+            observer,
         });
         if let Some(c) = *lock(&storage.committed) {
             storage.publish_hw(&c);
@@ -168,7 +201,7 @@ impl GroupStorage {
     fn publish_hw(&self, committed: &RaftLogId) {
         let hw = {
             let log = self.read_log();
-            hw_for(&log, committed.index)
+            offset_after(&log, committed.index)
         };
         match hw {
             Ok(Some(hw)) => self.raise_hw(hw),
@@ -237,7 +270,7 @@ fn checkpoint_matches_log(c: &Checkpoint, log: &PartitionLog) -> bool {
 
 /// Offset after entry `index`, or after the purged prefix when `index` is purged. `None` if the
 /// entry lies beyond the log.
-fn hw_for(log: &PartitionLog, index: u64) -> shoal_storage::Result<Option<i64>> {
+pub(crate) fn offset_after(log: &PartitionLog, index: u64) -> shoal_storage::Result<Option<i64>> {
     if let Some(meta) = log.entry_meta(index)? {
         return Ok(Some(meta.next_offset));
     }
@@ -434,6 +467,9 @@ impl RaftLogStorage<C> for LogStore {
                     .map_err(|e| {
                         io::Error::other(format!("append of {} failed: {e}", entry.log_id))
                     })?;
+                if let Some(o) = &self.s.observer {
+                    o.appended(&info);
+                }
                 if let EntryPayload::Normal(r) = &entry.payload
                     && let Some(n) = &r.on_append
                 {
@@ -454,7 +490,16 @@ impl RaftLogStorage<C> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<RaftLogId>) -> Result<(), io::Error> {
         let keep = last_log_id.map(|id| id.index);
         self.blocking(move |s| {
-            s.write_log().truncate_after(keep).map_err(io_err)?;
+            {
+                let mut log = s.write_log();
+                let before = log.log_end_offset();
+                log.truncate_after(keep).map_err(io_err)?;
+                if let Some(o) = &s.observer
+                    && log.log_end_offset() < before
+                {
+                    o.truncated(log.log_end_offset());
+                }
+            }
             // Truncation syncs everything it keeps.
             s.flush.complete_all_durable();
             if let Some(k) = keep {
@@ -492,6 +537,9 @@ impl RaftLogStorage<C> for LogStore {
                     },
                 )
                 .map_err(io_err)?;
+                if let Some(o) = &s.observer {
+                    o.reset(next_offset);
+                }
                 drop(log);
                 s.flush.complete_all_durable();
                 s.raise_hw(next_offset);

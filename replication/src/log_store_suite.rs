@@ -8,7 +8,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use shoal_storage::{FlushPolicy, LogConfig, RealFs, SystemClock};
 
 use crate::flusher::FlushPool;
-use crate::log_store::{GroupStorage, LogStore};
+use crate::log_store::{GroupStorage, LogStore, StorageOptions};
 use crate::state_machine::ReplicaStateMachine;
 use crate::types::{C, GroupId};
 
@@ -39,13 +39,16 @@ impl StoreBuilder<C, LogStore, ReplicaStateMachine, Guard> for Builder {
             ..LogConfig::default()
         };
         let loaded = GroupStorage::open(
-            GroupId::Controller,
-            dir.path(),
-            config,
-            RealFs::shared(),
-            Arc::new(SystemClock),
+            StorageOptions {
+                group: GroupId::Controller,
+                dir: dir.path().to_path_buf(),
+                log_config: config,
+                fs: RealFs::shared(),
+                clock: Arc::new(SystemClock),
+                max_read_bytes: 1 << 20,
+                observer: None,
+            },
             &pool,
-            1 << 20,
         )
         .map_err(setup_error)?;
         let sm = ReplicaStateMachine::new(Arc::clone(&loaded.storage), loaded.checkpoint, None)

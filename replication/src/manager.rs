@@ -17,7 +17,7 @@ use crate::controller::{Controller, ControllerStateMachine};
 use crate::error::ReplicationError;
 use crate::flusher::FlushPool;
 use crate::group::{Group, GroupStart};
-use crate::log_store::GroupStorage;
+use crate::log_store::{GroupStorage, LogObserver, StorageOptions};
 use crate::partition::PartitionReplica;
 use crate::state_machine::ReplicaStateMachine;
 use crate::transport::{RpcHandler, Transport};
@@ -31,6 +31,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How to open one partition replica.
 #[derive(Debug, Clone)]
 pub struct PartitionSpec {
+    /// Told of every append, truncation and reset of this replica's log.
+    pub observer: Option<Arc<dyn LogObserver>>,
     pub id: PartitionId,
     /// The partition's log directory (the broker's layout).
     pub dir: PathBuf,
@@ -189,6 +191,7 @@ impl ReplicaManager {
         log_config: LogConfig,
         bootstrap: Option<BTreeSet<NodeId>>,
         app: Option<Box<dyn ControllerStateMachine>>,
+        observer: Option<Arc<dyn LogObserver>>,
     ) -> Result<Arc<Group>, ReplicationError> {
         let _busy = self.claim(id)?;
         if self.group(&id).is_some() {
@@ -207,7 +210,16 @@ impl ReplicaManager {
         );
         let max_read = self.config.max_append_bytes as usize;
         let loaded = tokio::task::spawn_blocking(move || {
-            GroupStorage::open(id, &dir, log_config, fs, clock, &pool, max_read)
+            let options = StorageOptions {
+                group: id,
+                dir,
+                log_config,
+                fs,
+                clock,
+                max_read_bytes: max_read,
+                observer,
+            };
+            GroupStorage::open(options, &pool)
         })
         .await
         .map_err(|e| ReplicationError::Raft {
@@ -256,7 +268,14 @@ impl ReplicaManager {
         let id = GroupId::Partition(spec.id);
         let bootstrap = spec.bootstrap.then_some(spec.replicas);
         let group = self
-            .open_group(id, spec.dir, spec.log_config, bootstrap, None)
+            .open_group(
+                id,
+                spec.dir,
+                spec.log_config,
+                bootstrap,
+                None,
+                spec.observer,
+            )
             .await?;
         Ok(PartitionReplica { id: spec.id, group })
     }
@@ -323,6 +342,7 @@ impl ReplicaManager {
                 spec.log_config,
                 bootstrap,
                 Some(state_machine),
+                None,
             )
             .await?;
         Ok(Controller { group })

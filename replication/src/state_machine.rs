@@ -22,7 +22,7 @@ use openraft::{EntryPayload, OptionalSend};
 use crate::control_batch;
 use crate::controller::ControllerStateMachine;
 use crate::group_files::{Checkpoint, StoredSnapshot};
-use crate::log_store::GroupStorage;
+use crate::log_store::{GroupStorage, offset_after};
 use crate::types::{
     ApplyOutcome, C, RaftLogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
 };
@@ -135,16 +135,16 @@ impl ReplicaStateMachine {
 
     /// The next offset after entry `index` as the snapshot needs it.
     fn next_offset_after(&self, index: u64) -> io::Result<i64> {
-        let log = self.s.read_log();
-        if let Some(meta) = log.entry_meta(index).map_err(io_err)? {
-            return Ok(meta.next_offset);
-        }
         if let Some(snap) = lock(&self.s.snapshot).as_ref()
             && snap.meta.last_log_id.map(|l| l.index) == Some(index)
         {
             return Ok(snap.data.next_offset);
         }
-        Ok(log.log_end_offset())
+        let log = self.s.read_log();
+        Ok(offset_after(&log, index)
+            .map_err(io_err)?
+            // Only openraft's storage suite snapshots entries the log never held.
+            .unwrap_or_else(|| log.log_end_offset()))
     }
 }
 
@@ -239,12 +239,22 @@ impl RaftStateMachine<C> for ReplicaStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // A partition snapshots where retention asked (never past what is applied); the
-        // controller at its applied point, where its state is.
+        // The controller snapshots at its applied point, where its state is. A partition
+        // snapshots where retention asked (never past what is applied), or else where its log
+        // was already purged: a partition snapshot lets a lagging replica skip the log up to
+        // it, so it must not cover entries the log still holds.
         let requested = lock(&self.s.snapshot_request).take();
-        let point = match (&self.app, requested) {
-            (None, Some(r)) if Some(r) <= self.applied => Some(r),
-            _ => self.applied,
+        let point = if self.app.is_some() {
+            self.applied
+        } else if let Some(r) = requested.filter(|r| Some(*r) <= self.applied) {
+            Some(r)
+        } else {
+            self.s
+                .read_log()
+                .last_purged()
+                .map(crate::types::from_storage_id)
+                .filter(|p| Some(*p) <= self.applied)
+                .or(self.applied)
         };
         let current = lock(&self.s.snapshot).clone();
         let snapshot = match (&current, point) {

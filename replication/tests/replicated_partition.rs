@@ -326,6 +326,7 @@ async fn replicas_are_reassigned_through_a_membership_change() -> Result<()> {
         log_config: LogConfig::default(),
         replicas: [1, 2, 3].into(),
         bootstrap: false,
+        observer: None,
     };
     c.manager(4)?.open_partition(spec).await?;
     let removed = [1, 2, 3].into_iter().find(|n| *n != leader).unwrap_or(3);
@@ -347,6 +348,66 @@ async fn replicas_are_reassigned_through_a_membership_change() -> Result<()> {
     let leader_entries = c.entries(leader, &p)?;
     let new_entries = c.entries(4, &p)?;
     assert_eq!(leader_entries, new_entries);
+    c.shutdown().await;
+    Ok(())
+}
+
+/// Records what a replica's log told it.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<(i64, i64)>>);
+
+impl shoal_replication::LogObserver for Recorder {
+    fn appended(&self, info: &shoal_storage::AppendInfo) {
+        if info.batches.iter().all(|b| !b.is_control) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((info.base_offset, info.last_offset));
+        }
+    }
+
+    fn truncated(&self, next_offset: i64) {
+        self.0.lock().unwrap().retain(|(b, _)| *b < next_offset);
+    }
+
+    fn reset(&self, _next_offset: i64) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_observes_the_appends_of_its_log() -> Result<()> {
+    let mut c = cluster().await?;
+    let p = partition(7);
+    let replicas: BTreeSet<u64> = [1, 2, 3].into();
+    let mut recorders = Vec::new();
+    for n in [1u64, 2, 3] {
+        let r = std::sync::Arc::new(Recorder::default());
+        recorders.push(r.clone());
+        c.manager(n)?
+            .open_partition(shoal_replication::PartitionSpec {
+                id: p,
+                dir: c.dir(n, &p),
+                log_config: LogConfig::default(),
+                replicas: replicas.clone(),
+                bootstrap: n == 1,
+                observer: Some(r),
+            })
+            .await?;
+    }
+    c.partitions.insert(p, replicas);
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(
+            c.append_committed(&p, batch(1 + i % 3, 10, i as u8), T)
+                .await?,
+        );
+    }
+    c.wait_hw(&p, acked.last().map_or(0, |a| a.1 + 1), T)
+        .await?;
+    for r in &recorders {
+        assert_eq!(*r.0.lock().unwrap(), acked);
+    }
     c.shutdown().await;
     Ok(())
 }

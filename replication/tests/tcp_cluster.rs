@@ -62,6 +62,7 @@ fn spec(
         log_config: LogConfig::default(),
         replicas: replicas.clone(),
         bootstrap: node == bootstrap,
+        observer: None,
     }
 }
 

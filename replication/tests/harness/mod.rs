@@ -143,6 +143,7 @@ impl Cluster {
             log_config: self.log_config.clone(),
             replicas: replicas.clone(),
             bootstrap: replicas.first() == Some(&node),
+            observer: None,
         }
     }
 
