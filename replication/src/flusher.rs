@@ -232,7 +232,7 @@ impl FlushTarget {
             st.running = true;
             st.dirty = false;
         }
-        let result = self.flush_once();
+        let result = self.flush_once(false);
         let mut st = lock(&self.state);
         st.running = false;
         match result {
@@ -250,13 +250,13 @@ impl FlushTarget {
     }
 
     /// Begin under the write lock, fsync without it, finish under it. Returns the sequence
-    /// the flush covers.
-    fn flush_once(&self) -> Result<u64, String> {
+    /// the flush covers. `everything`: the whole log whatever the policy.
+    fn flush_once(&self, everything: bool) -> Result<u64, String> {
         let (covered, pending) = {
             let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
             let covered = self.appended_seq.load(Ordering::SeqCst);
             let pending = match self.policy {
-                FlushPolicy::Never => log.begin_flush_sealed(),
+                FlushPolicy::Never if !everything => log.begin_flush_sealed(),
                 _ => log.begin_flush(),
             };
             (covered, pending.map_err(|e| e.to_string())?)
@@ -276,7 +276,16 @@ impl FlushTarget {
         if self.policy != FlushPolicy::GroupCommit {
             return Ok(());
         }
-        let result = self.flush_once();
+        self.flush_now(false)
+    }
+
+    /// Flushes the whole log on the calling thread whatever the policy (a clean shutdown).
+    pub(crate) fn flush_all_blocking(&self) -> io::Result<()> {
+        self.flush_now(true)
+    }
+
+    fn flush_now(&self, everything: bool) -> io::Result<()> {
+        let result = self.flush_once(everything);
         let mut st = lock(&self.state);
         match result {
             Ok(covered) => {

@@ -544,7 +544,7 @@ impl Group {
         });
         let s = Arc::clone(&self.storage);
         let r = tokio::task::spawn_blocking(move || {
-            s.flush.flush_blocking()?;
+            s.flush.flush_all_blocking()?;
             s.write_checkpoint()
         })
         .await;

@@ -198,6 +198,8 @@ struct Inner {
     peers: Mutex<HashMap<NodeId, PeerSlot>>,
     handler: RwLock<Option<Weak<dyn RpcHandler>>>,
     connections: AtomicUsize,
+    /// Accepted connections still exchanging hellos.
+    handshaking: AtomicUsize,
     shutdown: watch::Sender<bool>,
 }
 
@@ -245,6 +247,7 @@ impl TcpTransport {
             handler: RwLock::new(None),
             counters: Arc::new(Counters::default()),
             connections: AtomicUsize::new(0),
+            handshaking: AtomicUsize::new(0),
             shutdown,
         });
         tokio::spawn(accept_loop(Arc::clone(&inner), listener));
@@ -542,14 +545,19 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 continue;
             }
         };
-        if inner.connections.load(Ordering::SeqCst) >= inner.config.max_connections {
+        let open =
+            inner.connections.load(Ordering::SeqCst) + inner.handshaking.load(Ordering::SeqCst);
+        if open >= inner.config.max_connections {
             tracing::warn!(%remote, "connection limit reached; refusing");
             continue;
         }
+        inner.handshaking.fetch_add(1, Ordering::SeqCst);
         let inner = Arc::clone(&inner);
         tokio::spawn(async move {
-            if let Err(e) = accept_one(&inner, stream).await {
-                tracing::debug!(%remote, error = %e, "inbound connection refused");
+            let r = accept_one(&inner, stream).await;
+            inner.handshaking.fetch_sub(1, Ordering::SeqCst);
+            if let Err(e) = r {
+                tracing::warn!(%remote, error = %e, "inbound connection refused");
             }
         });
     }
@@ -626,6 +634,10 @@ fn start_connection(
         };
         match r {
             Ok(()) => c.close("closed"),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                tracing::warn!(peer = c.peer, error = %e, "malformed frame; closing the connection");
+                c.close(&format!("malformed frame: {e}"));
+            }
             Err(e) => c.close(&format!("read failed: {e}")),
         }
         inner2.connections.fetch_sub(1, Ordering::SeqCst);
