@@ -39,9 +39,11 @@ pub struct PartitionSpec {
     pub log_config: LogConfig,
     /// The replica set when the partition is created (voters of its group).
     pub replicas: BTreeSet<NodeId>,
-    /// Whether this node initializes the group if it never was: exactly one replica of a new
-    /// partition does (e.g. the first of its assignment, which then becomes the first leader).
-    /// Ignored once the group has any state.
+    /// Whether this node initializes the group: exactly one replica of a new partition does
+    /// (e.g. the first of its assignment, which then becomes the first leader), and only when
+    /// the partition is created. A replica reopened after a restart never bootstraps; one
+    /// whose disk was lost must not either, or its fresh first entry could disagree with the
+    /// group's. Ignored once the group has any state.
     pub bootstrap: bool,
 }
 
@@ -53,6 +55,10 @@ pub struct ControllerSpec {
     pub log_config: LogConfig,
     /// `controller.quorum.voters`.
     pub voters: BTreeSet<NodeId>,
+    /// Whether this node forms the group (one voter, e.g. the lowest id, when the cluster is
+    /// new: its metadata directory was just created). Never set when the directory existed
+    /// before or when a node's disk was lost. Ignored once the group has any state.
+    pub bootstrap: bool,
 }
 
 /// The groups of one node. See the module documentation.
@@ -321,8 +327,8 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Opens the controller group: voters initialize it on first start (the lowest voter id
-    /// does); a node outside `voters` follows it as an observer once the leader adds it
+    /// Opens the controller group (the bootstrapping voter forms it with `voters`); a node
+    /// outside `voters` follows it as an observer once the leader adds it
     /// ([`Controller::add_observer`]). `state_machine` receives every committed command.
     pub async fn open_controller(
         &self,
@@ -334,7 +340,13 @@ impl ReplicaManager {
                 "no controller voters".into(),
             ));
         }
-        let bootstrap = (spec.voters.first() == Some(&self.node)).then_some(spec.voters);
+        if spec.bootstrap && !spec.voters.contains(&self.node) {
+            return Err(ReplicationError::InvalidReplicas(format!(
+                "node {} bootstraps the controller group without being a voter",
+                self.node
+            )));
+        }
+        let bootstrap = spec.bootstrap.then_some(spec.voters);
         let group = self
             .open_group(
                 GroupId::Controller,

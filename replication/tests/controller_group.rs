@@ -94,6 +94,7 @@ async fn open(
             .join("__cluster_metadata-0"),
         log_config: LogConfig::default(),
         voters: voters.clone(),
+        bootstrap: voters.first() == Some(&node),
     };
     Ok(c.manager(node)?
         .open_controller(spec, Box::new(applied))
