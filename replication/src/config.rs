@@ -30,9 +30,6 @@ pub struct ReplicationConfig {
     pub max_append_bytes: u64,
     /// Entries per AppendEntries message. Default 1024.
     pub max_append_entries: u64,
-    /// Largest frame on the inter-broker connection. Must exceed `max_entry_bytes` plus
-    /// framing. Default 64 MiB.
-    pub max_frame_bytes: u64,
     /// Proposals a group accepts before `append` waits for earlier ones to finish (the bound
     /// of the queue in front of a group). Default 4096.
     pub max_inflight_proposals: u32,
@@ -61,7 +58,6 @@ impl Default for ReplicationConfig {
             max_entry_bytes: 16 << 20,
             max_append_bytes: 4 << 20,
             max_append_entries: 1024,
-            max_frame_bytes: 64 << 20,
             max_inflight_proposals: 4096,
             rpc_timeout_ms: 5000,
             install_snapshot_timeout_ms: 30_000,
@@ -76,6 +72,12 @@ impl Default for ReplicationConfig {
 pub(crate) const FRAME_OVERHEAD_BYTES: u64 = 64 * 1024;
 
 impl ReplicationConfig {
+    /// The largest frame replication can produce: the bigger of one entry and one
+    /// AppendEntries message, plus framing. A transport's frame limit must be at least this.
+    pub fn largest_frame_bytes(&self) -> u64 {
+        self.max_entry_bytes.max(self.max_append_bytes) + FRAME_OVERHEAD_BYTES
+    }
+
     /// Timings for tests and local clusters: 50 ms heartbeats, elections after 300–600 ms.
     pub fn fast_for_tests() -> Self {
         ReplicationConfig {
@@ -123,12 +125,10 @@ impl ReplicationConfig {
         if self.max_append_bytes == 0 || self.max_append_entries == 0 {
             return err("max_append_bytes and max_append_entries must be >= 1".into());
         }
-        let needed = self.max_entry_bytes.max(self.max_append_bytes) + FRAME_OVERHEAD_BYTES;
-        if self.max_frame_bytes < needed || self.max_frame_bytes > u32::MAX as u64 {
+        if self.largest_frame_bytes() > u32::MAX as u64 {
             return err(format!(
-                "max_frame_bytes must be in [{needed}, {}] (largest entry or append plus framing), got {}",
-                u32::MAX,
-                self.max_frame_bytes
+                "max_entry_bytes and max_append_bytes plus framing must fit a frame of {} bytes",
+                u32::MAX
             ));
         }
         if self.max_inflight_proposals == 0 {
@@ -217,7 +217,7 @@ mod tests {
                 ..d.clone()
             },
             ReplicationConfig {
-                max_frame_bytes: d.max_entry_bytes,
+                max_entry_bytes: i32::MAX as u64 + 1,
                 ..d.clone()
             },
             ReplicationConfig {

@@ -61,7 +61,8 @@ const MAX_IOVECS: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TcpTransportConfig {
-    /// Largest frame sent or accepted. Default 64 MiB (match `ReplicationConfig::max_frame_bytes`).
+    /// Largest frame sent or accepted. Default 64 MiB; at least
+    /// `ReplicationConfig::largest_frame_bytes` (see [`TcpTransportConfig::validate_for`]).
     pub max_frame_bytes: u64,
     /// Frames queued per connection before senders wait. Default 8192.
     pub send_queue_frames: usize,
@@ -91,6 +92,19 @@ impl Default for TcpTransportConfig {
 }
 
 impl TcpTransportConfig {
+    /// [`Self::validate`], and a frame limit that fits what `replication` sends.
+    pub fn validate_for(&self, replication: &crate::ReplicationConfig) -> Result<(), ConfigError> {
+        self.validate()?;
+        let needed = replication.largest_frame_bytes();
+        if self.max_frame_bytes < needed {
+            return Err(ConfigError(format!(
+                "max_frame_bytes ({}) is below the largest replication frame ({needed}): raise it or lower max_entry_bytes / max_append_bytes",
+                self.max_frame_bytes
+            )));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         if self.max_frame_bytes < 1024 || self.max_frame_bytes > u32::MAX as u64 {
@@ -1008,6 +1022,17 @@ mod tests {
     #[test]
     fn config_validation() {
         TcpTransportConfig::default().validate().unwrap();
+        TcpTransportConfig::default()
+            .validate_for(&crate::ReplicationConfig::default())
+            .unwrap();
+        assert!(
+            TcpTransportConfig {
+                max_frame_bytes: 1 << 20,
+                ..TcpTransportConfig::default()
+            }
+            .validate_for(&crate::ReplicationConfig::default())
+            .is_err()
+        );
         assert!(
             TcpTransportConfig {
                 max_frame_bytes: 10,
