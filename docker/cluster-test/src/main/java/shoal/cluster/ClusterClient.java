@@ -66,7 +66,7 @@ public final class ClusterClient {
             "  describe --expect ID=HOST:PORT[@RACK],...   brokers and advertised endpoints",
             "  create-topic --topic T --partitions N --replication-factor R",
             "  produce --topic T --id NAME --acked FILE --stop-file FILE [--rate N] [--max-seconds N]",
-            "          [--idempotent]                       acks=all load, one line per acknowledgement",
+            "          [--compression C] [--idempotent]     acks=all load, one line per acknowledgement",
             "  verify --topic T[,T...] --acked FILE[,FILE...] [--client-rack R]",
             "                                               every acknowledged record once, at its offset",
             "  follower-fetch --topic T --client-rack R --records N",

@@ -36,7 +36,8 @@ final class KafkaClients {
    * seconds instead of stalling the load. Without idempotence nothing is retried: a record is
    * sent at most once, so finding one twice in the log is the broker's fault, never the client's.
    */
-  static KafkaProducer<byte[], byte[]> producer(String bootstrap, String clientId, boolean idempotent) {
+  static KafkaProducer<byte[], byte[]> producer(
+      String bootstrap, String clientId, boolean idempotent, String compression) {
     Map<String, Object> p = new HashMap<>();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     p.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
@@ -46,6 +47,7 @@ final class KafkaClients {
       p.put(ProducerConfig.RETRIES_CONFIG, 0);
     }
     p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+    p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
     p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 5_000);
     p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 5_000);
     p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 15_000);

@@ -14,11 +14,13 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 
 /**
- * {@code produce --topic T --id NAME --acked FILE --stop-file FILE [--rate N] [--max-seconds N]}:
+ * {@code produce --topic T --id NAME --acked FILE --stop-file FILE [--rate N] [--max-seconds N]
+ * [--compression none|gzip|snappy|lz4|zstd] [--idempotent]}:
  * acks=all load at a fixed rate while the script kills, restarts and disconnects brokers. Every
  * acknowledged record is appended to FILE as {@code key partition offset} (flushed within 200 ms,
  * so the script can watch the count grow again after a fault). Keys are {@code NAME-<seq>},
- * unique across the run. Stops when the stop file appears or after {@code --max-seconds}, so it
+ * unique across the run. The broker decompresses every batch to validate it, so lz4 and zstd
+ * batches run the C code linked into its static binary. Stops when the stop file appears or after {@code --max-seconds}, so it
  * ends by itself even if the script dies.
  */
 final class Produce {
@@ -35,6 +37,7 @@ final class Produce {
     long rate = args.number("rate", 200);
     long maxSeconds = args.number("max-seconds", 600);
     boolean idempotent = args.flag("idempotent");
+    String compression = args.optional("compression", "none");
 
     AtomicLong acked = new AtomicLong();
     AtomicLong failed = new AtomicLong();
@@ -44,7 +47,7 @@ final class Produce {
     long deadline = start + Duration.ofSeconds(maxSeconds).toNanos();
     String stoppedBy = "max-seconds";
     try (BufferedWriter out = Files.newBufferedWriter(ackedFile, StandardCharsets.UTF_8);
-        KafkaProducer<byte[], byte[]> producer = KafkaClients.producer(args.bootstrap(), "producer-" + id, idempotent)) {
+        KafkaProducer<byte[], byte[]> producer = KafkaClients.producer(args.bootstrap(), "producer-" + id, idempotent, compression)) {
       long lastFlush = System.nanoTime();
       while (System.nanoTime() < deadline) {
         if (Files.exists(stopFile)) {
@@ -96,8 +99,8 @@ final class Produce {
       }
     }
     System.out.printf(
-        "produce: %s stopped by %s after %.1fs: sent=%d acked=%d failed=%d errors=%s%n",
-        id, stoppedBy, (System.nanoTime() - start) / 1e9, sent, acked.get(), failed.get(), new TreeMap<>(errors));
+        "produce: %s (%s) stopped by %s after %.1fs: sent=%d acked=%d failed=%d errors=%s%n",
+        id, compression, stoppedBy, (System.nanoTime() - start) / 1e9, sent, acked.get(), failed.get(), new TreeMap<>(errors));
     if (acked.get() + failed.get() != sent) {
       throw new CheckFailed(sent - acked.get() - failed.get() + " records neither acknowledged nor failed");
     }
