@@ -29,6 +29,23 @@ final class Produce {
 
   private Produce() {}
 
+  /** Counts an error by type and keeps the first message of each type, causes included. */
+  private static void countError(
+      Throwable error, AtomicLong failed, Map<String, AtomicLong> errors, Map<String, String> firstErrors) {
+    failed.incrementAndGet();
+    String type = error.getClass().getSimpleName();
+    errors.computeIfAbsent(type, k -> new AtomicLong()).incrementAndGet();
+    firstErrors.computeIfAbsent(
+        type,
+        k -> {
+          StringBuilder m = new StringBuilder(String.valueOf(error.getMessage()));
+          for (Throwable c = error.getCause(); c != null && c != c.getCause(); c = c.getCause()) {
+            m.append(" <- ").append(c);
+          }
+          return m.toString();
+        });
+  }
+
   static int run(Args args) throws Exception {
     String topic = args.required("topic");
     String id = args.required("id");
@@ -42,6 +59,7 @@ final class Produce {
     AtomicLong acked = new AtomicLong();
     AtomicLong failed = new AtomicLong();
     Map<String, AtomicLong> errors = new ConcurrentHashMap<>();
+    Map<String, String> firstErrors = new ConcurrentHashMap<>();
     long sent = 0;
     long start = System.nanoTime();
     long deadline = start + Duration.ofSeconds(maxSeconds).toNanos();
@@ -62,8 +80,7 @@ final class Produce {
               new ProducerRecord<>(topic, key.getBytes(StandardCharsets.UTF_8), value),
               (metadata, error) -> {
                 if (error != null) {
-                  failed.incrementAndGet();
-                  errors.computeIfAbsent(error.getClass().getSimpleName(), k -> new AtomicLong()).incrementAndGet();
+                  countError(error, failed, errors, firstErrors);
                   return;
                 }
                 acked.incrementAndGet();
@@ -77,8 +94,7 @@ final class Produce {
               });
         } catch (RuntimeException e) {
           // send() itself throws for some errors (e.g. serialization); count like callback errors.
-          failed.incrementAndGet();
-          errors.computeIfAbsent(e.getClass().getSimpleName(), k -> new AtomicLong()).incrementAndGet();
+          countError(e, failed, errors, firstErrors);
         }
         long now = System.nanoTime();
         if (now - lastFlush > FLUSH_INTERVAL_MS * 1_000_000) {
@@ -101,6 +117,7 @@ final class Produce {
     System.out.printf(
         "produce: %s (%s) stopped by %s after %.1fs: sent=%d acked=%d failed=%d errors=%s%n",
         id, compression, stoppedBy, (System.nanoTime() - start) / 1e9, sent, acked.get(), failed.get(), new TreeMap<>(errors));
+    firstErrors.forEach((type, message) -> System.out.println("produce:   first " + type + ": " + message));
     if (acked.get() + failed.get() != sent) {
       throw new CheckFailed(sent - acked.get() - failed.get() + " records neither acknowledged nor failed");
     }
