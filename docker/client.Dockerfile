@@ -3,6 +3,7 @@
 # empty root filesystem: nothing pulled. scripts/cluster builds the context
 # (target/docker/client-context/rootfs).
 FROM scratch
+LABEL shoal.cluster.image="1"
 COPY rootfs/ /
 USER 65532:65532
 ENV JAVA_HOME=/opt/java

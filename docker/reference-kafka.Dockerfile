@@ -4,6 +4,7 @@
 # the compose files and the cluster test against Kafka. Nothing pulled; scripts/cluster builds
 # the context (target/docker/reference-context).
 FROM scratch
+LABEL shoal.cluster.image="1"
 COPY rootfs/ /
 COPY --chown=65532:65532 data/ /var/lib/shoal/
 USER 65532:65532

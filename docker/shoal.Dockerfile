@@ -6,6 +6,7 @@
 # default below, or one mounted over it), KAFKA_* environment variables (the apache/kafka image's
 # names: KAFKA_NODE_ID, KAFKA_ADVERTISED_LISTENERS, ...), then --override key=value arguments.
 FROM scratch
+LABEL shoal.cluster.image="1"
 COPY rootfs/ /
 COPY --chown=65532:65532 data/ /var/lib/shoal/
 USER 65532:65532
