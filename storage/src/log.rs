@@ -709,6 +709,14 @@ impl PartitionLog {
         self.producers.remove_expired(now_ms, expiration_ms)
     }
 
+    /// Writes a producer-state snapshot at the log end (a clean shutdown does, so that the next
+    /// open replays nothing). [`Self::close`] calls it; owners that cannot give up the log
+    /// (it sits behind a lock) call it after their final flush.
+    pub fn checkpoint_producer_state(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.write_producer_snapshot()
+    }
+
     /// Writes a producer-state snapshot at the log end, unless one exists there.
     fn write_producer_snapshot(&mut self) -> Result<()> {
         let offset = self.producers.end_offset();

@@ -6,9 +6,9 @@ pub mod local;
 pub mod manager;
 
 pub use handle::{
-    AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError, PartitionFuture,
-    PartitionHandle, ReadRequest, ReadResult, Role, TimestampOffset, TopicPartition,
-    check_leader_epoch,
+    AppendOrigin, AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError,
+    PartitionFuture, PartitionHandle, ReadRequest, ReadResult, Role, TimestampOffset,
+    TopicPartition, check_leader_epoch, producer_state_error,
 };
 pub use local::LocalPartition;
 pub use manager::PartitionManager;
