@@ -18,8 +18,11 @@
 
 pub mod classic;
 pub mod config;
+pub mod coordinator;
 pub mod records;
+pub mod runtime;
 pub mod shard;
 pub mod timer;
 
 pub use config::GroupConfig;
+pub use coordinator::{GROUP_METADATA_TOPIC, GroupCoordinator, partition_for};
