@@ -179,7 +179,7 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
             offset_delete::handle(&node.groups, &image, req).await
         }
         RequestKind::InitProducerId(req) => Reply::now(ResponseKind::InitProducerId(
-            init_producer_id::handle(&node.producer_ids, &req).await,
+            init_producer_id::handle(&node.producer_ids, &req, version).await,
         )),
         // The registry check in the protocol layer lets only the APIs above through.
         _ => Reply::Close(format!("no handler for {api_key:?}")),

@@ -32,7 +32,7 @@ pub const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
 
 /// How often the single-node leadership loop looks again while a partition it should serve is
 /// not open yet (or a shard stopped after a failure).
-const LEADERSHIP_RETRY: Duration = Duration::from_millis(200);
+const LEADERSHIP_RETRY: Duration = Duration::from_millis(50);
 
 /// Java's `String.hashCode` (over UTF-16 code units).
 pub fn java_string_hash(s: &str) -> i32 {
@@ -361,12 +361,27 @@ impl GroupCoordinator {
         Ok(handle)
     }
 
-    /// The shard of `group_id`.
+    /// The shard of `group_id`. A partition this broker leads but has not started loading yet
+    /// (it was just created or elected) answers `COORDINATOR_LOAD_IN_PROGRESS`, so clients wait
+    /// instead of looking for another coordinator.
     pub fn shard_for(&self, group_id: &str) -> Result<Arc<ShardHandle>, ResponseError> {
-        if self.image().topic_by_name(GROUP_METADATA_TOPIC).is_none() {
+        let image = self.image();
+        let Some(topic) = image.topic_by_name(GROUP_METADATA_TOPIC) else {
             return Err(ResponseError::NotCoordinator);
+        };
+        let index = partition_for(group_id, topic.partitions.len() as i32);
+        match self.shard(index) {
+            Err(ResponseError::NotCoordinator)
+                if topic
+                    .partitions
+                    .get(index as usize)
+                    .is_some_and(|p| p.leader == self.node_id)
+                    && !self.shutdown.is_cancelled() =>
+            {
+                Err(ResponseError::CoordinatorLoadInProgress)
+            }
+            other => other,
         }
-        self.shard(self.partition_of(group_id))
     }
 
     /// Every shard this broker serves (ListGroups), or the first reason one cannot answer.

@@ -37,8 +37,14 @@ fn error(code: ResponseError) -> InitProducerIdResponse {
 pub async fn handle(
     ids: &ProducerIdManager,
     request: &InitProducerIdRequest,
+    version: i16,
 ) -> InitProducerIdResponse {
-    let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+    // The current producer id and epoch exist on the wire from v3.
+    let (pid, epoch) = if version >= 3 {
+        (request.producer_id.0, request.producer_epoch)
+    } else {
+        (NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
+    };
     if (pid == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH) {
         return error(ResponseError::InvalidRequest);
     }
