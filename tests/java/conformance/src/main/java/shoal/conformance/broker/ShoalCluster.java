@@ -1,0 +1,123 @@
+package shoal.conformance.broker;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Shoal under test: the {@code shoal} binary with {@code --config server.properties} (Kafka's
+ * property names) in a temporary directory, on a loopback port.
+ *
+ * <p>Two ways to get the port, chosen with {@code -Dshoal.listen}:
+ *
+ * <ul>
+ *   <li>{@code port0} (default): {@code listeners=PLAINTEXT://127.0.0.1:0}; the kernel picks the
+ *       port, so nothing can take it between choosing and binding. The port is read from the
+ *       broker's readiness line (the first output line matching {@code -Dshoal.ready.regex},
+ *       whose last group is the port), and restarts reuse it explicitly.
+ *   <li>{@code free-port}: the harness picks a free port and writes it in {@code listeners} and
+ *       {@code advertised.listeners}.
+ * </ul>
+ */
+public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
+  /** A line announcing the bound client address, e.g. "listening on 127.0.0.1:40123". */
+  static final String DEFAULT_READY_REGEX =
+      "(?i)(?:listening|ready|started|serving|bound).*?(?:127\\.0\\.0\\.1|localhost):(\\d+)";
+
+  private final Path binary;
+  private final boolean portZero;
+  private final Pattern readyPattern;
+
+  public ShoalCluster(ClusterSpec spec, Path binary) {
+    super(spec, "shoal-under-test-");
+    if (spec.nodeCount() != 1) {
+      close();
+      throw new UnsupportedOperationException(
+          "the Shoal launcher runs single-node clusters only; got " + spec.nodeCount() + " nodes");
+    }
+    if (!Files.isExecutable(binary)) {
+      close();
+      throw new IllegalStateException(
+          "no shoal binary at " + binary + " (build it with cargo build -p shoal-broker, or set -Dshoal.bin)");
+    }
+    this.binary = binary;
+    String mode = System.getProperty("shoal.listen", "port0");
+    this.portZero = switch (mode) {
+      case "free-port" -> false;
+      case "port0" -> true;
+      default -> {
+        close();
+        throw new IllegalArgumentException("shoal.listen must be free-port or port0, got " + mode);
+      }
+    };
+    this.readyPattern = Pattern.compile(System.getProperty("shoal.ready.regex", DEFAULT_READY_REGEX));
+    int id = spec.nodeId(0);
+    addNode(new ShoalNode(id, nodeDir(id), portZero ? 0 : FreePorts.take(), spec.rack(0)));
+  }
+
+  @Override
+  public BrokerKind kind() {
+    return BrokerKind.SHOAL;
+  }
+
+  /** The single Shoal process. */
+  public final class ShoalNode extends ProcessNode {
+    private volatile int clientPort;
+    private final String rack;
+
+    ShoalNode(int nodeId, Path dir, int clientPort, String rack) {
+      super(nodeId, dir, "shoal-" + nodeId);
+      this.clientPort = clientPort;
+      this.rack = rack;
+    }
+
+    @Override
+    int clientPort() {
+      return clientPort;
+    }
+
+    Path configFile() {
+      return nodeDir().resolve("server.properties");
+    }
+
+    @Override
+    void beforeLaunch() {
+      Map<String, String> p = new LinkedHashMap<>();
+      p.put("node.id", Integer.toString(nodeId()));
+      p.put("listeners", "PLAINTEXT://" + FreePorts.LOOPBACK + ":" + clientPort);
+      if (clientPort != 0) {
+        p.put("advertised.listeners", "PLAINTEXT://" + FreePorts.LOOPBACK + ":" + clientPort);
+      }
+      p.put("log.dirs", dataDir().toString());
+      if (rack != null) {
+        p.put("broker.rack", rack);
+      }
+      p.putAll(spec().serverProperties());
+      PropertiesFile.write(configFile(), p);
+    }
+
+    @Override
+    void onOutputLine(String line) {
+      if (clientPort == 0) {
+        Matcher m = readyPattern.matcher(line);
+        if (m.find()) {
+          clientPort = Integer.parseInt(m.group(m.groupCount()));
+        }
+      }
+    }
+
+    @Override
+    List<String> command() {
+      return List.of(binary.toString(), "--config", configFile().toString());
+    }
+
+    @Override
+    Map<String, String> environment() {
+      return Map.of("RUST_BACKTRACE", "1");
+    }
+  }
+}

@@ -1,0 +1,164 @@
+package shoal.conformance;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import shoal.conformance.broker.BrokerNode;
+import shoal.conformance.broker.ClusterSpec;
+import shoal.conformance.broker.Deadline;
+
+/**
+ * Three nodes in three racks: Metadata shape (brokers, racks, replicas, ISR, spread leaders) and
+ * a node stopped and restarted under acks=all. Tagged: Shoal runs single-node until replication.
+ */
+@Tag("multinode")
+class MultiNodeTest {
+  static final ClusterSpec THREE_RACKS =
+      ClusterSpec.nodes(3)
+          .withRacks("rack-a", "rack-b", "rack-c")
+          .with("auto.create.topics.enable", "false")
+          .with("replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector");
+
+  @RegisterExtension static final BrokerExtension CLUSTER = BrokerExtension.dedicated(THREE_RACKS);
+
+  /** A scenario that failed with a node stopped must not leave the next one a smaller cluster. */
+  @BeforeEach
+  void everyNodeRunning() {
+    CLUSTER.broker().start();
+  }
+
+  @Test
+  void metadata_shows_every_broker_with_its_rack_and_replicas_spread_over_them() {
+    Map<Integer, String> racks =
+        Clients.get(CLUSTER.admin().describeCluster().nodes()).stream()
+            .collect(Collectors.toMap(Node::id, Node::rack, (a, b) -> a, TreeMap::new));
+    assertEquals(Map.of(1, "rack-a", 2, "rack-b", 3, "rack-c"), racks);
+
+    String topic = Clients.topicName("three-replicas");
+    TopicDescription d = createReplicated(topic);
+    Set<Integer> leaders = new HashSet<>();
+    for (TopicPartitionInfo p : d.partitions()) {
+      assertEquals(Set.of(1, 2, 3), ids(p.replicas()), "replicas of partition " + p.partition());
+      assertEquals(Set.of(1, 2, 3), ids(p.isr()), "ISR of partition " + p.partition());
+      leaders.add(p.leader().id());
+    }
+    assertEquals(Set.of(1, 2, 3), leaders, "three partitions on three brokers get three distinct leaders");
+  }
+
+  @Test
+  void acknowledged_records_survive_a_leader_stop_and_the_node_rejoins_the_isr() {
+    String topic = Clients.topicName("leader-stop");
+    TopicDescription d = createReplicated(topic);
+    int leader = d.partitions().get(0).leader().id();
+    try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+      for (int i = 0; i < 20; i++) {
+        Clients.get(producer.send(new ProducerRecord<>(topic, 0, null, ("before-" + i).getBytes())));
+      }
+      BrokerNode stopped = CLUSTER.broker().node(leader);
+      stopped.stop();
+      Deadline.awaitWithin(
+          Clients.OP_TIMEOUT,
+          "a new leader for partition 0",
+          () -> {
+            TopicPartitionInfo p0 = Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0);
+            return p0.leader() != null && p0.leader().id() != leader && !ids(p0.isr()).contains(leader);
+          });
+      for (int i = 0; i < 20; i++) {
+        Clients.get(producer.send(new ProducerRecord<>(topic, 0, null, ("during-" + i).getBytes())));
+      }
+      stopped.start();
+      Deadline.awaitWithin(
+          Clients.OP_TIMEOUT,
+          "node " + leader + " back in the ISR of partition 0",
+          () -> ids(Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0).isr()).contains(leader));
+    }
+    try (KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(CLUSTER.broker(), Map.of())) {
+      var got = Clients.consume(consumer, List.of(new TopicPartition(topic, 0)), 0, 40);
+      for (int i = 0; i < 40; i++) {
+        String expected = i < 20 ? "before-" + i : "during-" + (i - 20);
+        assertEquals(expected, new String(got.get(i).value()), "offset " + i);
+      }
+    }
+  }
+
+  /** The consumer's "preferred-read-replica" gauge for a partition: -1 while it reads the leader. */
+  private static int preferredReadReplica(KafkaConsumer<byte[], byte[]> consumer, TopicPartition tp) {
+    for (var e : consumer.metrics().entrySet()) {
+      var name = e.getKey();
+      if (name.name().equals("preferred-read-replica")
+          && tp.topic().equals(name.tags().get("topic"))
+          && Integer.toString(tp.partition()).equals(name.tags().get("partition"))) {
+        return ((Number) e.getValue().metricValue()).intValue();
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * KIP-392: with the rack-aware selector, a consumer whose client.rack holds a follower is sent
+   * to that follower, reads every record there, and stays on the leader when its rack has none.
+   */
+  @Test
+  void consumers_read_from_the_replica_in_their_rack() {
+    String topic = Clients.topicName("follower-fetch");
+    TopicDescription d = createReplicated(topic);
+    TopicPartition tp = new TopicPartition(topic, 0);
+    int leader = d.partitions().get(0).leader().id();
+    int follower = leader % 3 + 1;
+    String followerRack = "rack-" + (char) ('a' + follower - 1);
+    String leaderRack = "rack-" + (char) ('a' + leader - 1);
+    try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+      for (int i = 0; i < 30; i++) {
+        Clients.get(producer.send(new ProducerRecord<>(topic, 0, null, ("r" + i).getBytes())));
+      }
+    }
+    Map<String, Integer> expectedReplica = Map.of(followerRack, follower, leaderRack, -1, "rack-elsewhere", -1);
+    for (var e : expectedReplica.entrySet()) {
+      try (KafkaConsumer<byte[], byte[]> consumer =
+          Clients.consumer(CLUSTER.broker(), Map.of("client.rack", e.getKey()))) {
+        var got = Clients.consume(consumer, List.of(tp), 0, 30);
+        for (int i = 0; i < 30; i++) {
+          assertEquals("r" + i, new String(got.get(i).value()), "client.rack=" + e.getKey() + " offset " + i);
+        }
+        assertEquals(
+            e.getValue().intValue(),
+            preferredReadReplica(consumer, tp),
+            "replica read by a consumer in " + e.getKey() + " (leader " + leader + ")");
+      }
+    }
+  }
+
+  private static TopicDescription createReplicated(String topic) {
+    Clients.get(
+        CLUSTER.admin().createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, 3, (short) 3))).all());
+    TopicDescription[] d = new TopicDescription[1];
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        topic + " fully replicated",
+        () -> {
+          d[0] = Clients.awaitTopic(CLUSTER.admin(), topic, 3);
+          return d[0].partitions().stream().allMatch(p -> p.isr().size() == 3);
+        });
+    return d[0];
+  }
+
+  private static Set<Integer> ids(List<Node> nodes) {
+    return nodes.stream().map(Node::id).collect(Collectors.toSet());
+  }
+}

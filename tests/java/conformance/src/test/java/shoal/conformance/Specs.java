@@ -1,0 +1,25 @@
+package shoal.conformance;
+
+import shoal.conformance.broker.ClusterSpec;
+
+/** The broker configurations the scenarios run against (Kafka property names). */
+final class Specs {
+  private Specs() {}
+
+  /** Broker limit used by the large-record and oversized-record scenarios. */
+  static final int MESSAGE_MAX_BYTES = 2 * 1024 * 1024;
+
+  /**
+   * Most scenarios: one node, auto-creation off (so unknown topics stay unknown), and a 2 MiB
+   * message.max.bytes so that 1 MiB records fit and 3 MiB records do not.
+   */
+  static final ClusterSpec STANDARD =
+      ClusterSpec.singleNode()
+          .with("auto.create.topics.enable", "false")
+          .with("num.partitions", "1")
+          .with("message.max.bytes", Integer.toString(MESSAGE_MAX_BYTES));
+
+  /** Topic auto-creation on, with 3 partitions per auto-created topic. */
+  static final ClusterSpec AUTO_CREATE =
+      ClusterSpec.singleNode().with("auto.create.topics.enable", "true").with("num.partitions", "3");
+}
