@@ -14,8 +14,9 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest,
-    FindCoordinatorRequest, GroupId, ListOffsetsRequest, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, RequestHeader, TopicName,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProducerId,
+    RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use shoal_protocol::request::encode_request;
@@ -199,6 +200,22 @@ impl Client {
             .await?
         {
             ResponseKind::OffsetFetch(r) => Ok(r),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// InitProducerId v4 for an idempotent producer; returns (error, producer id, epoch).
+    pub async fn init_producer_id(&mut self) -> anyhow::Result<(i16, i64, i16)> {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match self
+            .send(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(request))
+            .await?
+        {
+            ResponseKind::InitProducerId(r) => Ok((r.error_code, r.producer_id.0, r.producer_epoch)),
             other => bail!("unexpected response {other:?}"),
         }
     }
