@@ -37,7 +37,7 @@ const ADVERTISED: &[(i16, i16, i16)] = &[
     (12, 0, 4),
     (13, 0, 5),
     (14, 0, 5),
-    (15, 0, 5),
+    (15, 0, 6),
     (16, 0, 5),
     (18, 0, 4),
     (19, 2, 7),
@@ -372,6 +372,7 @@ fn expected_errors(api: ApiKey, version: i16) -> Option<Vec<i16>> {
         ApiKey::JoinGroup if version >= 4 => Some(vec![MEMBER_ID_REQUIRED]),
         ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup => Some(vec![UNKNOWN_MEMBER_ID]),
         ApiKey::DeleteGroups | ApiKey::OffsetDelete => Some(vec![GROUP_ID_NOT_FOUND]),
+        ApiKey::DescribeGroups if version >= 6 => Some(vec![GROUP_ID_NOT_FOUND]),
         _ => None,
     }
 }

@@ -79,6 +79,7 @@ pub enum Command {
     },
     Describe {
         group_ids: Vec<String>,
+        api_version: i16,
         reply: Reply<Result<Vec<DescribedGroup>, ResponseError>>,
     },
     DeleteGroups {
@@ -423,6 +424,9 @@ impl ShardTask {
                     generation_id,
                     now,
                 );
+                if result.is_err() {
+                    tracing::debug!(group = %group_id, member = %member_id, generation = generation_id, ?result, "Heartbeat");
+                }
                 self.reply_after_commit(reply, result, Err);
                 Ok(())
             }
@@ -462,10 +466,14 @@ impl ShardTask {
                 self.reply_after_commit(reply, Ok(listed), Err);
                 Ok(())
             }
-            Command::Describe { group_ids, reply } => {
+            Command::Describe {
+                group_ids,
+                api_version,
+                reply,
+            } => {
                 let described = group_ids
                     .iter()
-                    .map(|g| self.shard.describe_group(g))
+                    .map(|g| self.shard.describe_group(g, api_version))
                     .collect();
                 self.reply_after_commit(reply, Ok(described), Err);
                 Ok(())
@@ -535,6 +543,7 @@ impl ShardTask {
             self.written_end = appended.last_offset + 1;
         }
         for completion in out.completions {
+            tracing::debug!(partition = self.handle.partition, ?completion, "answering a parked request");
             match completion {
                 Completion::Join(w, r) => {
                     if let Some(reply) = self.joins.remove(&w) {

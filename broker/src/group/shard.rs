@@ -271,6 +271,8 @@ pub struct DescribedMember {
 pub struct DescribedGroup {
     pub group_id: String,
     pub error: Option<ResponseError>,
+    /// Set with the error (DescribeGroups v6+).
+    pub error_message: Option<String>,
     pub state: &'static str,
     pub protocol_type: String,
     /// The protocol name, for Stable groups only.
@@ -532,6 +534,7 @@ impl GroupShard {
             return out;
         }
         let group_id = request.group_id.clone();
+        tracing::debug!(group = %group_id, member = %request.member_id, instance = ?request.group_instance_id, state = ?self.groups.get(&group_id).map(ClassicGroup::state), "JoinGroup");
         let is_unknown_member = request.member_id == UNKNOWN_MEMBER_ID;
         let is_new_group = !self.groups.contains_key(&group_id);
         if is_new_group {
@@ -1193,6 +1196,7 @@ impl GroupShard {
     /// Kafka's `syncGroup` checks and `classicGroupSync`.
     pub fn sync(&mut self, request: SyncRequest, waiter: WaiterId, now_ms: i64) -> Outcome {
         let mut out = Outcome::default();
+        tracing::debug!(group = %request.group_id, member = %request.member_id, generation = request.generation_id, state = ?self.groups.get(&request.group_id).map(ClassicGroup::state), "SyncGroup");
         let fail = |out: &mut Outcome, e| out.complete_sync(Some(waiter), SyncResponse::error(e));
         if request.group_id.is_empty() {
             fail(&mut out, E::InvalidGroupId);
@@ -2004,12 +2008,15 @@ impl GroupShard {
         listed
     }
 
-    /// Kafka's `describeGroups`: an unknown group is described as Dead, without an error.
-    pub fn describe_group(&self, group_id: &str) -> DescribedGroup {
+    /// Kafka's `describeGroups`: an unknown group is described as Dead, without an error before
+    /// v6 and with `GROUP_ID_NOT_FOUND` from v6 (KIP-1043).
+    pub fn describe_group(&self, group_id: &str, api_version: i16) -> DescribedGroup {
         let Some(group) = self.groups.get(group_id) else {
+            let not_found = api_version >= 6;
             return DescribedGroup {
                 group_id: group_id.to_string(),
-                error: None,
+                error: not_found.then_some(E::GroupIdNotFound),
+                error_message: not_found.then(|| format!("Group {group_id} not found.")),
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol_data: String::new(),
@@ -2021,6 +2028,7 @@ impl GroupShard {
         DescribedGroup {
             group_id: group_id.to_string(),
             error: None,
+            error_message: None,
             state: group.state().name(),
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol_data: if stable {

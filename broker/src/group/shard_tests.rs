@@ -930,23 +930,26 @@ fn unloading_answers_parked_requests_with_not_coordinator() {
 fn describe_reports_members_and_metadata_only_when_stable() {
     let mut h = Harness::new();
     let (a, wa) = h.join_new("g");
-    assert_eq!(h.shard.describe_group("g").state, "PreparingRebalance");
+    assert_eq!(h.shard.describe_group("g", 5).state, "PreparingRebalance");
     h.advance(2 * DELAY);
     h.answer(wa);
-    let d = h.shard.describe_group("g");
+    let d = h.shard.describe_group("g", 5);
     assert_eq!(
         (d.state, d.protocol_data.as_str()),
         ("CompletingRebalance", "")
     );
     assert!(d.members[0].metadata.is_empty());
     h.sync_all("g", &a, &[&a]);
-    let d = h.shard.describe_group("g");
+    let d = h.shard.describe_group("g", 5);
     assert_eq!(
         (d.state, d.protocol_type.as_str(), d.protocol_data.as_str()),
         ("Stable", "consumer", "range")
     );
     assert_eq!(d.members[0].metadata, subscription(&["t"]));
     assert_eq!(d.members[0].client_host, "/127.0.0.1");
-    let unknown = h.shard.describe_group("nope");
+    let unknown = h.shard.describe_group("nope", 5);
     assert_eq!((unknown.state, unknown.error), ("Dead", None));
+    let unknown = h.shard.describe_group("nope", 6);
+    assert_eq!((unknown.state, unknown.error), ("Dead", Some(E::GroupIdNotFound)));
+    assert_eq!(unknown.error_message.as_deref(), Some("Group nope not found."));
 }

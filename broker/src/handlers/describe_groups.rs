@@ -20,9 +20,9 @@ use crate::group::GroupCoordinator;
 use crate::group::runtime::Command;
 use crate::group::shard::DescribedGroup as Described;
 
-/// v0-5: v3 authorized operations, v4 group instance ids, v5 flexible. v6 (KIP-1043 error for
-/// unknown groups) is not implemented.
-pub const SUPPORT: ApiSupport = ApiSupport::new(ApiKey::DescribeGroups, 0, 5);
+/// v0-6: v3 authorized operations, v4 group instance ids, v5 flexible, v6 error messages and
+/// `GROUP_ID_NOT_FOUND` for unknown groups (KIP-1043).
+pub const SUPPORT: ApiSupport = ApiSupport::new(ApiKey::DescribeGroups, 0, 6);
 
 fn error_group(group_id: String, e: ResponseError) -> DescribedGroup {
     DescribedGroup::default()
@@ -49,6 +49,7 @@ fn described(g: Described, version: i16, with_operations: bool) -> DescribedGrou
         .collect();
     let mut group = DescribedGroup::default()
         .with_error_code(g.error.map_or(0, |e| e.code()))
+        .with_error_message(if version >= 6 { g.error_message.map(s) } else { None })
         .with_group_id(GroupId(s(g.group_id)))
         .with_group_state(s(g.state))
         .with_protocol_type(s(g.protocol_type))
@@ -89,6 +90,7 @@ pub async fn handle(
         let submitted = ids.clone();
         match GroupCoordinator::submit(&shard, |reply| Command::Describe {
             group_ids: submitted,
+            api_version: version,
             reply,
         })
         .await
