@@ -19,6 +19,14 @@
 //! [`metadata::MetadataCommand`] ([`admin`]), apply it durably through the metadata store and let
 //! the partition manager create or delete partition logs.
 //!
+//! Groups and producers: [`group`] is the group coordinator (classic groups and committed
+//! offsets, stored as records in `__consumer_offsets` through the same
+//! [`partition::PartitionHandle`] as client data; it serves the partitions this broker leads,
+//! told by [`group::GroupCoordinator::elect`] and [`group::GroupCoordinator::resign`]).
+//! [`producer_ids`] hands out producer ids from blocks allocated durably through the metadata
+//! store; each partition's idempotence state (last batches per producer) lives in the storage
+//! crate's log and is checked on the append path.
+//!
 //! [`kafka_error`] is the one place where internal errors become Kafka error codes.
 
 pub mod admin;

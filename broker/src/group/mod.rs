@@ -15,6 +15,19 @@
 //!   told when this broker starts or stops leading a partition ([`coordinator::GroupCoordinator::elect`],
 //!   [`coordinator::GroupCoordinator::resign`]); on a single node every partition is elected at
 //!   startup and when the topic is created.
+//!
+//! Under replication the same binding holds: whoever learns of leadership changes of
+//! `__consumer_offsets` partitions calls `elect` (the new leader loads the partition after its
+//! committed end, so it sees every record the previous leader acknowledged) and `resign` (pending
+//! requests get NOT_COORDINATOR and clients look the coordinator up again). The coordinator
+//! reaches its partitions only through `PartitionHandle`; a request is answered only once its
+//! records are committed (the high watermark covers them), Kafka's acks=all.
+//!
+//! The topic has no compaction yet, so it is created with infinite retention instead of
+//! `cleanup.policy=compact`: it grows with every commit and loading replays all of it. Deleted
+//! groups and offsets are written as tombstones, which loading applies, and which compaction
+//! will use. Transactional offsets (TxnOffsetCommit) and the KIP-848 consumer protocol are not
+//! implemented.
 
 pub mod classic;
 pub mod config;
