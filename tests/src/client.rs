@@ -212,10 +212,16 @@ impl Client {
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
         match self
-            .send(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(request))
+            .send(
+                ApiKey::InitProducerId,
+                4,
+                RequestKind::InitProducerId(request),
+            )
             .await?
         {
-            ResponseKind::InitProducerId(r) => Ok((r.error_code, r.producer_id.0, r.producer_epoch)),
+            ResponseKind::InitProducerId(r) => {
+                Ok((r.error_code, r.producer_id.0, r.producer_epoch))
+            }
             other => bail!("unexpected response {other:?}"),
         }
     }

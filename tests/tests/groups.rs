@@ -172,15 +172,26 @@ async fn commit(
 }
 
 async fn committed(client: &mut Client, group: &str, partitions: &[i32]) -> Vec<i64> {
-    let r = client.offset_fetch(group, &[("t", partitions)]).await.unwrap();
+    let r = client
+        .offset_fetch(group, &[("t", partitions)])
+        .await
+        .unwrap();
     assert_eq!(r.error_code, 0);
-    r.topics[0].partitions.iter().map(|p| p.committed_offset).collect()
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .collect()
 }
 
 async fn describe(client: &mut Client, group: &str) -> describe_groups_response::DescribedGroup {
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
     match client
-        .send(ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(request))
+        .send(
+            ApiKey::DescribeGroups,
+            5,
+            RequestKind::DescribeGroups(request),
+        )
         .await
         .unwrap()
     {
@@ -204,8 +215,14 @@ async fn members_join_rebalance_commit_and_the_group_survives_a_restart() {
     let sa = sync(&mut a, "g", &id_a, 1, &[(&id_a, b"p0,p1")]).await;
     assert_eq!((sa.error_code, &sa.assignment[..]), (0, &b"p0,p1"[..]));
     assert_eq!(heartbeat(&mut a, "g", &id_a, 1).await, 0);
-    assert_eq!(commit(&mut a, "g", &id_a, 1, &[(0, 5), (1, 7)]).await, vec![0, 0]);
-    assert_eq!(commit(&mut a, "g", &id_a, 0, &[(0, 9)]).await, vec![ILLEGAL_GENERATION]);
+    assert_eq!(
+        commit(&mut a, "g", &id_a, 1, &[(0, 5), (1, 7)]).await,
+        vec![0, 0]
+    );
+    assert_eq!(
+        commit(&mut a, "g", &id_a, 0, &[(0, 9)]).await,
+        vec![ILLEGAL_GENERATION]
+    );
     assert_eq!(committed(&mut a, "g", &[0, 1]).await, vec![5, 7]);
 
     // A second member: its join waits for the group to rebalance.
@@ -239,7 +256,10 @@ async fn members_join_rebalance_commit_and_the_group_survives_a_restart() {
     let id_b2 = jb.member_id.to_string();
     let sa = sync(&mut a, "g", &id_a, 2, &[(&id_a, b"p0"), (&id_b2, b"p1")]).await;
     let (mut b, id_b, sb) = sb.await.unwrap();
-    assert_eq!((&sa.assignment[..], &sb.assignment[..]), (&b"p0"[..], &b"p1"[..]));
+    assert_eq!(
+        (&sa.assignment[..], &sb.assignment[..]),
+        (&b"p0"[..], &b"p1"[..])
+    );
     assert_eq!(commit(&mut b, "g", &id_b, 2, &[(1, 8)]).await, vec![0]);
     let described = describe(&mut a, "g").await;
     assert_eq!(described.group_state.as_str(), "Stable");
@@ -255,8 +275,15 @@ async fn members_join_rebalance_commit_and_the_group_survives_a_restart() {
     let described = describe(&mut c, "g").await;
     assert_eq!(described.group_state.as_str(), "Stable");
     assert_eq!(described.members.len(), 2);
-    assert_eq!(heartbeat(&mut c, "g", &id_a, 2).await, 0, "sessions carry over a restart");
-    assert_eq!(heartbeat(&mut c, "g", "stranger", 2).await, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        heartbeat(&mut c, "g", &id_a, 2).await,
+        0,
+        "sessions carry over a restart"
+    );
+    assert_eq!(
+        heartbeat(&mut c, "g", "stranger", 2).await,
+        UNKNOWN_MEMBER_ID
+    );
 }
 
 #[tokio::test]
@@ -272,11 +299,19 @@ async fn static_members_are_replaced_without_a_rebalance_and_the_old_id_is_fence
     sync(&mut a, "static", &old, 1, &[(&old, b"all")]).await;
     // The instance restarts: same instance id, no member id.
     let again = join(&mut a, "static", "", Some("instance-1")).await;
-    assert_eq!((again.error_code, again.generation_id), (0, 1), "no new generation");
+    assert_eq!(
+        (again.error_code, again.generation_id),
+        (0, 1),
+        "no new generation"
+    );
     let new = again.member_id.to_string();
     assert_ne!(new, old);
     let synced = sync(&mut a, "static", &new, 1, &[]).await;
-    assert_eq!(&synced.assignment[..], b"all", "the assignment carries over");
+    assert_eq!(
+        &synced.assignment[..],
+        b"all",
+        "the assignment carries over"
+    );
     let request = HeartbeatRequest::default()
         .with_group_id(GroupId(s("static")))
         .with_generation_id(1)
@@ -300,13 +335,20 @@ async fn groups_are_listed_described_and_deleted_with_their_offsets() {
     c.find_coordinator("busy").await.unwrap();
     c.find_coordinator("standalone").await.unwrap();
     // A standalone consumer commits without a group generation: a group that holds offsets only.
-    assert_eq!(commit(&mut c, "standalone", "", -1, &[(0, 3)]).await, vec![0]);
+    assert_eq!(
+        commit(&mut c, "standalone", "", -1, &[(0, 3)]).await,
+        vec![0]
+    );
     let j = join_new(&mut c, "busy").await;
     let member = j.member_id.to_string();
     sync(&mut c, "busy", &member, 1, &[(&member, b"x")]).await;
 
     let listed = match c
-        .send(ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default()))
+        .send(
+            ApiKey::ListGroups,
+            5,
+            RequestKind::ListGroups(ListGroupsRequest::default()),
+        )
         .await
         .unwrap()
     {
@@ -329,12 +371,25 @@ async fn groups_are_listed_described_and_deleted_with_their_offsets() {
     assert_eq!(
         groups,
         vec![
-            ("busy".into(), "consumer".into(), "Stable".into(), "classic".into()),
-            ("standalone".into(), "".into(), "Empty".into(), "classic".into()),
+            (
+                "busy".into(),
+                "consumer".into(),
+                "Stable".into(),
+                "classic".into()
+            ),
+            (
+                "standalone".into(),
+                "".into(),
+                "Empty".into(),
+                "classic".into()
+            ),
         ]
     );
     let unknown = describe(&mut c, "nobody").await;
-    assert_eq!((unknown.error_code, unknown.group_state.as_str()), (0, "Dead"));
+    assert_eq!(
+        (unknown.error_code, unknown.group_state.as_str()),
+        (0, "Dead")
+    );
 
     let delete = |names: &[&str]| {
         RequestKind::DeleteGroups(
@@ -343,7 +398,11 @@ async fn groups_are_listed_described_and_deleted_with_their_offsets() {
         )
     };
     let results = match c
-        .send(ApiKey::DeleteGroups, 2, delete(&["busy", "standalone", "nobody"]))
+        .send(
+            ApiKey::DeleteGroups,
+            2,
+            delete(&["busy", "standalone", "nobody"]),
+        )
         .await
         .unwrap()
     {
@@ -386,29 +445,50 @@ async fn commits_are_kafka_offset_commit_records_in_the_consumer_offsets_topic()
     let mut c = Client::connect(&broker.address()).await.unwrap();
     assert_eq!(c.create_topic("t", 1, &[]).await.unwrap(), 0);
     c.find_coordinator("my-group").await.unwrap();
-    assert_eq!(commit(&mut c, "my-group", "", -1, &[(0, 42)]).await, vec![0]);
+    assert_eq!(
+        commit(&mut c, "my-group", "", -1, &[(0, 42)]).await,
+        vec![0]
+    );
     // "my-group" lives in partition abs("my-group".hashCode()) % 50 = 12.
     let data = c.fetch("__consumer_offsets", 12, 0, 100, 1).await.unwrap();
     let records = decode(data.records.as_ref().unwrap()).unwrap();
     let record = records.last().expect("the commit is in partition 12");
     let key = record.key.as_ref().unwrap();
     let mut at = 0;
-    assert_eq!(i16::from_be_bytes([key[0], key[1]]), 1, "OffsetCommitKey version 1");
+    assert_eq!(
+        i16::from_be_bytes([key[0], key[1]]),
+        1,
+        "OffsetCommitKey version 1"
+    );
     at += 2;
     assert_eq!(read_str(key, &mut at), "my-group");
     assert_eq!(read_str(key, &mut at), "t");
     assert_eq!(i32::from_be_bytes(key[at..at + 4].try_into().unwrap()), 0);
     let value = record.value.as_ref().unwrap();
     let mut at = 0;
-    assert_eq!(i16::from_be_bytes([value[0], value[1]]), 3, "OffsetCommitValue version 3");
+    assert_eq!(
+        i16::from_be_bytes([value[0], value[1]]),
+        3,
+        "OffsetCommitValue version 3"
+    );
     at += 2;
     assert_eq!(read_i64(value, &mut at), 42);
-    assert_eq!(i32::from_be_bytes(value[at..at + 4].try_into().unwrap()), 0, "leader epoch");
+    assert_eq!(
+        i32::from_be_bytes(value[at..at + 4].try_into().unwrap()),
+        0,
+        "leader epoch"
+    );
     at += 4;
     assert_eq!(read_str(value, &mut at), "meta");
-    assert!(read_i64(value, &mut at) > 1_700_000_000_000, "commit timestamp");
+    assert!(
+        read_i64(value, &mut at) > 1_700_000_000_000,
+        "commit timestamp"
+    );
     assert_eq!(at, value.len());
-    let metadata = c.metadata(Some(&["__consumer_offsets"]), false).await.unwrap();
+    let metadata = c
+        .metadata(Some(&["__consumer_offsets"]), false)
+        .await
+        .unwrap();
     assert!(metadata.topics[0].is_internal);
     assert_eq!(metadata.topics[0].partitions.len(), 50);
 }
@@ -422,13 +502,21 @@ async fn find_coordinator_batches_keys_and_refuses_transaction_keys() {
         .with_key_type(0)
         .with_coordinator_keys(vec![s("a"), s("b")]);
     match c
-        .send(ApiKey::FindCoordinator, 6, RequestKind::FindCoordinator(request))
+        .send(
+            ApiKey::FindCoordinator,
+            6,
+            RequestKind::FindCoordinator(request),
+        )
         .await
         .unwrap()
     {
         ResponseKind::FindCoordinator(r) => {
             assert_eq!(r.coordinators.len(), 2);
-            assert!(r.coordinators.iter().all(|c| c.error_code == 0 && c.node_id.0 == 1));
+            assert!(
+                r.coordinators
+                    .iter()
+                    .all(|c| c.error_code == 0 && c.node_id.0 == 1)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -438,7 +526,11 @@ async fn find_coordinator_batches_keys_and_refuses_transaction_keys() {
         .with_key_type(1)
         .with_key(s("txn"));
     match c
-        .send(ApiKey::FindCoordinator, 3, RequestKind::FindCoordinator(request))
+        .send(
+            ApiKey::FindCoordinator,
+            3,
+            RequestKind::FindCoordinator(request),
+        )
         .await
         .unwrap()
     {
@@ -457,7 +549,10 @@ async fn find_coordinator_batches_keys_and_refuses_transaction_keys() {
         .unwrap()
     {
         ResponseKind::LeaveGroup(r) => {
-            assert_eq!((r.error_code, r.members[0].error_code), (0, UNKNOWN_MEMBER_ID));
+            assert_eq!(
+                (r.error_code, r.members[0].error_code),
+                (0, UNKNOWN_MEMBER_ID)
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -10,7 +10,11 @@ const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 async fn send(client: &mut Client, topic: &str, batch: bytes::Bytes) -> (i16, i64) {
-    let r = client.produce(topic, 0, batch, -1, 9).await.unwrap().unwrap();
+    let r = client
+        .produce(topic, 0, batch, -1, 9)
+        .await
+        .unwrap()
+        .unwrap();
     (r.error_code, r.base_offset)
 }
 
@@ -44,17 +48,26 @@ async fn retries_are_acknowledged_once_and_sequences_are_enforced() {
 
     // A gap in the sequence.
     let gap = idempotent_batch(pid, 0, 5, &["x"], Compression::None);
-    assert_eq!(send(&mut client, "idem", gap).await.0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_eq!(
+        send(&mut client, "idem", gap).await.0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
     // The client bumps its own epoch (KIP-360) and restarts at sequence 0 ...
     let bumped = idempotent_batch(pid, 1, 0, &["d"], Compression::None);
     assert_eq!(send(&mut client, "idem", bumped).await, (0, 3));
     // ... which fences the old epoch.
     let zombie = idempotent_batch(pid, 0, 3, &["z"], Compression::None);
-    assert_eq!(send(&mut client, "idem", zombie).await.0, INVALID_PRODUCER_EPOCH);
+    assert_eq!(
+        send(&mut client, "idem", zombie).await.0,
+        INVALID_PRODUCER_EPOCH
+    );
     // A producer the partition has never seen may start anywhere (no UNKNOWN_PRODUCER_ID).
     let fresh = idempotent_batch(other, 0, 17, &["e"], Compression::None);
     assert_eq!(send(&mut client, "idem", fresh).await, (0, 4));
-    assert_eq!(values(&mut client, "idem").await, vec!["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        values(&mut client, "idem").await,
+        vec!["a", "b", "c", "d", "e"]
+    );
 }
 
 #[tokio::test]
@@ -67,7 +80,10 @@ async fn duplicates_are_recognised_after_a_restart_and_after_a_crash() {
         .map(|i| idempotent_batch(pid, 0, i * 2, &["p", "q"], Compression::None))
         .collect();
     for (i, b) in batches.iter().enumerate() {
-        assert_eq!(send(&mut client, "idem", b.clone()).await, (0, i as i64 * 2));
+        assert_eq!(
+            send(&mut client, "idem", b.clone()).await,
+            (0, i as i64 * 2)
+        );
     }
     drop(client);
 
@@ -81,7 +97,10 @@ async fn duplicates_are_recognised_after_a_restart_and_after_a_crash() {
         );
     }
     let (_, after_restart, _) = client.init_producer_id().await.unwrap();
-    assert!(after_restart > pid, "producer ids are never reused: {after_restart} after {pid}");
+    assert!(
+        after_restart > pid,
+        "producer ids are never reused: {after_restart} after {pid}"
+    );
     let next = idempotent_batch(pid, 0, 10, &["r"], Compression::None);
     assert_eq!(send(&mut client, "idem", next.clone()).await, (0, 10));
     drop(client);
@@ -89,7 +108,11 @@ async fn duplicates_are_recognised_after_a_restart_and_after_a_crash() {
     broker.kill().unwrap();
     broker.restart().unwrap();
     let mut client = Client::connect(&broker.address()).await.unwrap();
-    assert_eq!(send(&mut client, "idem", next).await, (0, 10), "retry after a crash");
+    assert_eq!(
+        send(&mut client, "idem", next).await,
+        (0, 10),
+        "retry after a crash"
+    );
     assert_eq!(values(&mut client, "idem").await.len(), 11);
     let (_, after_crash, _) = client.init_producer_id().await.unwrap();
     assert!(after_crash > after_restart);

@@ -543,7 +543,11 @@ impl ShardTask {
             self.written_end = appended.last_offset + 1;
         }
         for completion in out.completions {
-            tracing::debug!(partition = self.handle.partition, ?completion, "answering a parked request");
+            tracing::debug!(
+                partition = self.handle.partition,
+                ?completion,
+                "answering a parked request"
+            );
             match completion {
                 Completion::Join(w, r) => {
                     if let Some(reply) = self.joins.remove(&w) {

@@ -950,6 +950,12 @@ fn describe_reports_members_and_metadata_only_when_stable() {
     let unknown = h.shard.describe_group("nope", 5);
     assert_eq!((unknown.state, unknown.error), ("Dead", None));
     let unknown = h.shard.describe_group("nope", 6);
-    assert_eq!((unknown.state, unknown.error), ("Dead", Some(E::GroupIdNotFound)));
-    assert_eq!(unknown.error_message.as_deref(), Some("Group nope not found."));
+    assert_eq!(
+        (unknown.state, unknown.error),
+        ("Dead", Some(E::GroupIdNotFound))
+    );
+    assert_eq!(
+        unknown.error_message.as_deref(),
+        Some("Group nope not found.")
+    );
 }

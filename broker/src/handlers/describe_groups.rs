@@ -49,7 +49,11 @@ fn described(g: Described, version: i16, with_operations: bool) -> DescribedGrou
         .collect();
     let mut group = DescribedGroup::default()
         .with_error_code(g.error.map_or(0, |e| e.code()))
-        .with_error_message(if version >= 6 { g.error_message.map(s) } else { None })
+        .with_error_message(if version >= 6 {
+            g.error_message.map(s)
+        } else {
+            None
+        })
         .with_group_id(GroupId(s(g.group_id)))
         .with_group_state(s(g.state))
         .with_protocol_type(s(g.protocol_type))
