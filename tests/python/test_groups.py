@@ -6,6 +6,7 @@ group resumes from exactly what was committed. Producers are idempotent (InitPro
 sequence numbers).
 """
 
+import threading
 import time
 import uuid
 
@@ -55,9 +56,9 @@ def kp_consumer(bootstrap, group, **extra):
     return KafkaConsumer(**conf)
 
 
-def kp_drain(consumers, count):
+def kp_drain(consumers, count, timeout_s=TIMEOUT_S):
     got = []
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while len(got) < count and time.monotonic() < deadline:
         for c in consumers:
             for records in c.poll(timeout_ms=100).values():
@@ -95,7 +96,7 @@ def test_kafka_python_group_consumes_commits_and_the_next_member_resumes(bootstr
         got = kp_drain([second], 6)
         assert sorted(r.value.decode() for r in got) == expected_values(3, 10, 12)
         # Nothing more: the committed offsets were resumed from, not the beginning.
-        assert kp_drain([second], 1) == []
+        assert kp_drain([second], 1, timeout_s=3) == []
         second.commit()
     finally:
         second.close(autocommit=False)
@@ -104,22 +105,42 @@ def test_kafka_python_group_consumes_commits_and_the_next_member_resumes(bootstr
 def test_kafka_python_members_split_the_partitions(bootstrap, new_topic):
     topic = new_topic(partitions=4)
     group = group_name("kp-split")
-    a = kp_consumer(bootstrap, group)
-    b = kp_consumer(bootstrap, group)
+    # Each member polls on its own thread, as applications do: a member that is not polled
+    # cannot rejoin when the other one's arrival starts a rebalance.
+    stop = threading.Event()
+    assignments = {}
+    errors = []
+
+    def member(name):
+        consumer = kp_consumer(bootstrap, group)
+        try:
+            consumer.subscribe([topic])
+            while not stop.is_set():
+                consumer.poll(timeout_ms=100)
+                assignments[name] = {tp.partition for tp in consumer.assignment()}
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            consumer.close(autocommit=False)
+
+    threads = [threading.Thread(target=member, args=(n,), daemon=True) for n in ("a", "b")]
+    for t in threads:
+        t.start()
     try:
-        a.subscribe([topic])
-        b.subscribe([topic])
         deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
-            a.poll(timeout_ms=100)
-            b.poll(timeout_ms=100)
-            if len(a.assignment()) == 2 and len(b.assignment()) == 2:
+        while time.monotonic() < deadline and not errors:
+            a, b = assignments.get("a", set()), assignments.get("b", set())
+            if len(a) == 2 and len(b) == 2:
                 break
-        assert len(a.assignment()) == 2 and len(b.assignment()) == 2, (a.assignment(), b.assignment())
-        assert {tp.partition for tp in a.assignment() | b.assignment()} == {0, 1, 2, 3}
+            time.sleep(0.05)
     finally:
-        a.close(autocommit=False)
-        b.close(autocommit=False)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    a, b = assignments.get("a", set()), assignments.get("b", set())
+    assert len(a) == 2 and len(b) == 2, assignments
+    assert a | b == {0, 1, 2, 3}
 
 
 # ---------------------------------------------------------------------------------------------
