@@ -9,27 +9,42 @@ use shoal_protocol::request::Request;
 use shoal_protocol::{RequestKind, ResponseKind};
 
 use crate::connection::{ConnectionInfo, Reply, RequestHandler};
+use crate::group::shard::RequestContext;
 use crate::handlers::{
-    alter_configs, api_versions, create_partitions, create_topics, delete_topics, describe_cluster,
-    describe_configs, fetch, incremental_alter_configs, list_offsets, metadata,
-    offset_for_leader_epoch, produce,
+    alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_topics,
+    describe_cluster, describe_configs, describe_groups, fetch, find_coordinator, heartbeat,
+    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch,
+    produce, sync_group,
 };
 use crate::node::Node;
 
 /// Every implemented API, in key order.
-pub static APIS: [ApiSupport; 13] = [
+pub static APIS: [ApiSupport; 25] = [
     produce::SUPPORT,
     fetch::SUPPORT,
     list_offsets::SUPPORT,
     metadata::SUPPORT,
+    offset_commit::SUPPORT,
+    offset_fetch::SUPPORT,
+    find_coordinator::SUPPORT,
+    join_group::SUPPORT,
+    heartbeat::SUPPORT,
+    leave_group::SUPPORT,
+    sync_group::SUPPORT,
+    describe_groups::SUPPORT,
+    list_groups::SUPPORT,
     api_versions::SUPPORT,
     create_topics::SUPPORT,
     delete_topics::SUPPORT,
+    init_producer_id::SUPPORT,
     offset_for_leader_epoch::SUPPORT,
     describe_configs::SUPPORT,
     alter_configs::SUPPORT,
     create_partitions::SUPPORT,
+    delete_groups::SUPPORT,
     incremental_alter_configs::SUPPORT,
+    offset_delete::SUPPORT,
     describe_cluster::SUPPORT,
 ];
 
@@ -54,6 +69,17 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
     let version = request.api_version;
     let api_key = request.api_key;
     let node_id = node.config.node_id;
+    let client = || RequestContext {
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        // Kafka's `InetAddress.toString()` of the client address.
+        client_host: format!("/{}", connection.peer.ip()),
+        api_version: version,
+    };
     match request.body {
         RequestKind::ApiVersions(req) => Reply::now(ResponseKind::ApiVersions(
             api_versions::handle(&REGISTRY, &req, version),
@@ -133,6 +159,32 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
                 offset_for_leader_epoch::handle(&node.partitions, &image, &req, version),
             ))
         }
+        RequestKind::FindCoordinator(req) => Reply::now(ResponseKind::FindCoordinator(
+            find_coordinator::handle(&node.groups, &connection.listener, &req, version),
+        )),
+        RequestKind::JoinGroup(req) => {
+            join_group::handle(&node.groups, client(), req, version).await
+        }
+        RequestKind::SyncGroup(req) => sync_group::handle(&node.groups, req, version).await,
+        RequestKind::Heartbeat(req) => heartbeat::handle(&node.groups, req).await,
+        RequestKind::LeaveGroup(req) => leave_group::handle(&node.groups, req, version).await,
+        RequestKind::OffsetCommit(req) => {
+            let image = node.metadata.image();
+            offset_commit::handle(&node.groups, &image, req, version).await
+        }
+        RequestKind::OffsetFetch(req) => offset_fetch::handle(&node.groups, req, version).await,
+        RequestKind::ListGroups(req) => list_groups::handle(&node.groups, req, version).await,
+        RequestKind::DescribeGroups(req) => {
+            describe_groups::handle(&node.groups, req, version).await
+        }
+        RequestKind::DeleteGroups(req) => delete_groups::handle(&node.groups, req).await,
+        RequestKind::OffsetDelete(req) => {
+            let image = node.metadata.image();
+            offset_delete::handle(&node.groups, &image, req).await
+        }
+        RequestKind::InitProducerId(req) => Reply::now(ResponseKind::InitProducerId(
+            init_producer_id::handle(&node.producer_ids, &req, version).await,
+        )),
         // The registry check in the protocol layer lets only the APIs above through.
         _ => Reply::Close(format!("no handler for {api_key:?}")),
     }

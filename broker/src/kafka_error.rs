@@ -70,6 +70,8 @@ pub fn kafka_error(error: BrokerError<'_>) -> ApiError {
                 PartitionError::CorruptBatch(_) => E::CorruptMessage,
                 PartitionError::TooLarge(_) => E::RecordListTooLarge,
                 PartitionError::Storage(_) => E::KafkaStorageError,
+                PartitionError::InvalidProducerEpoch(_) => E::InvalidProducerEpoch,
+                PartitionError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber,
             };
             ApiError::new(code, e.to_string())
         }
@@ -86,6 +88,7 @@ pub fn kafka_error(error: BrokerError<'_>) -> ApiError {
                     E::InvalidTopicException
                 }
                 ApplyError::InvalidAssignment(_) => E::InvalidReplicaAssignment,
+                ApplyError::StaleProducerIdBlock { .. } => E::UnknownServerError,
             };
             ApiError::new(code, e.to_string())
         }

@@ -19,6 +19,14 @@
 //! [`metadata::MetadataCommand`] ([`admin`]), apply it durably through the metadata store and let
 //! the partition manager create or delete partition logs.
 //!
+//! Groups and producers: [`group`] is the group coordinator (classic groups and committed
+//! offsets, stored as records in `__consumer_offsets` through the same
+//! [`partition::PartitionHandle`] as client data; it serves the partitions this broker leads,
+//! told by [`group::GroupCoordinator::elect`] and [`group::GroupCoordinator::resign`]).
+//! [`producer_ids`] hands out producer ids from blocks allocated durably through the metadata
+//! store; each partition's idempotence state (last batches per producer) lives in the storage
+//! crate's log and is checked on the append path.
+//!
 //! [`kafka_error`] is the one place where internal errors become Kafka error codes.
 //!
 //! Follower fetching (KIP-392): [`replica_selector`] decides, as plain functions, which replica a
@@ -37,6 +45,7 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod follower_fetching;
+pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod kafka_error;
@@ -44,6 +53,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partition;
+pub mod producer_ids;
 pub mod rack_discovery;
 pub mod records;
 pub mod replica_selector;

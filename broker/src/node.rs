@@ -17,6 +17,7 @@ use crate::admin::TopicAdmin;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::follower_fetching::FollowerFetching;
+use crate::group::GroupCoordinator;
 use crate::metadata::meta_properties::{self, MetaPropertiesError};
 use crate::metadata::store::LocalMetadataStore;
 use crate::metadata::{
@@ -24,6 +25,7 @@ use crate::metadata::{
 };
 use crate::partition::PartitionManager;
 use crate::partition::manager::METADATA_DIR;
+use crate::producer_ids::ProducerIdManager;
 
 /// Why the node cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,10 @@ pub struct Node {
     pub partitions: Arc<PartitionManager>,
     /// Topic and config administration.
     pub admin: TopicAdmin,
+    /// Group coordination and committed offsets.
+    pub groups: Arc<GroupCoordinator>,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: ProducerIdManager,
     /// Broker time.
     pub clock: Arc<dyn Clock>,
     /// Fires when the node shuts down (parked fetches answer at once).
@@ -134,6 +140,18 @@ impl Node {
             "partitions opened"
         );
         let admin = TopicAdmin::new(metadata.clone(), partitions.clone(), config.clone());
+        let groups = Arc::new(GroupCoordinator::new(
+            config.groups.clone(),
+            node_id,
+            admin.clone(),
+            partitions.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ));
+        // Single node: this broker leads every partition it hosts, so it coordinates the groups
+        // of every __consumer_offsets partition, loaded before they are served.
+        tokio::spawn(groups.clone().run_leadership(metadata.subscribe()));
+        let producer_ids = ProducerIdManager::new(node_id, metadata.clone());
 
         let follower_fetching = Arc::new(FollowerFetching::new(&config));
         let node = Arc::new(Node {
@@ -141,18 +159,39 @@ impl Node {
             metadata,
             partitions,
             admin,
+            groups,
+            producer_ids,
             clock,
             shutdown,
             follower_fetching,
             _locks: locks,
         });
         tokio::spawn(retention_loop(node.clone()));
+        tokio::spawn(producer_expiration_loop(node.clone()));
         Ok(node)
     }
 
-    /// Flushes and closes every partition.
+    /// Stops the group coordinator (its last answers go out), then flushes and closes every
+    /// partition.
     pub async fn close(&self) {
+        self.groups.shutdown().await;
         self.partitions.shutdown().await;
+    }
+}
+
+async fn producer_expiration_loop(node: Arc<Node>) {
+    let period = Duration::from_millis(node.config.producer_id_expiration_check_interval_ms.max(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                let now = node.clock.now_ms();
+                node.partitions
+                    .remove_expired_producers(now, node.config.producer_id_expiration_ms)
+                    .await;
+            }
+        }
     }
 }
 

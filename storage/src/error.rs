@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::producer_state::ProducerStateError;
 use crate::record_batch::BatchError;
 
 /// Everything a log operation can fail with.
@@ -65,6 +66,9 @@ pub enum Error {
     Config(String),
     #[error("log directory {} is already open (lock held)", dir.display())]
     Locked { dir: PathBuf },
+    /// A client's idempotent batch is fenced or out of sequence; nothing was written.
+    #[error(transparent)]
+    Producer(#[from] ProducerStateError),
 }
 
 /// Crate-wide result alias.

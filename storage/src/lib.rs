@@ -14,6 +14,11 @@
 //! - `segment.rs`, `offset_index.rs`, `time_index.rs`, `entry_index.rs`: one segment and its
 //!   index formats; `mapped_file.rs`: files written with `pwrite` and read through mappings
 //!   (`mmap.rs` holds the crate's only `unsafe`).
+//! - [`producer_state`]: idempotent-producer state ([`ProducerStateMap`]: per producer id its
+//!   epoch and last five batches), derived from the log: updated on every append, checked before
+//!   a client append ([`PartitionLog::check_producer_append`], [`PartitionLog::append_checked`]:
+//!   duplicates, fenced epochs, out-of-order sequences), snapshotted (`producer_snapshot.rs`)
+//!   on roll and close, rebuilt on open and after truncation.
 //! - `recovery.rs`: what happens at open ([`RecoveryReport`]).
 //! - [`flush`]: [`DurablePoint`], [`PendingFlush`] (fsync without the log lock) and [`Flusher`].
 //! - [`FileSystem`] / [`FileHandle`]: the IO seam; [`RealFs`] and the fault-injecting
@@ -56,6 +61,12 @@
 //!   purged_next_offset` (`-1 -1 -1` before any purge). `recovery-point.checkpoint`: text; `1`,
 //!   then the offset below which every segment is sealed and synced. All are replaced
 //!   atomically (temp file, fsync, rename, directory fsync).
+//! - `{offset:020}.producers`: the producer state as of `offset` (format in
+//!   [`producer_state`]), written at every roll (offset = the new segment's base) and at close
+//!   (offset = the log end). At open the latest snapshot at or below the log end is loaded and
+//!   the batches after it are replayed; snapshots outside `[log start, log end]` are removed and
+//!   an unusable one is removed and reported. Not Kafka's `.snapshot` format, which keeps only
+//!   each producer's last batch.
 //! - `.lock`: held with an exclusive lock while the log is open.
 //!
 //! The active (last) segment keeps its sparse indexes in memory; sealing it (a roll) writes both
@@ -101,6 +112,10 @@ mod log_tests;
 mod mapped_file;
 mod mmap;
 mod offset_index;
+mod producer_snapshot;
+pub mod producer_state;
+#[cfg(test)]
+mod producer_state_log_tests;
 pub mod record_batch;
 mod recovery;
 mod segment;
@@ -114,10 +129,13 @@ pub use file_system::{DirLock, FileHandle, FileSystem, LOCK_FILE, OpenMode, Real
 pub use flush::{DurableListener, DurablePoint, Flusher, PendingFlush, SyncedFlush};
 pub use leader_epoch::{EpochEndOffset, EpochEntry};
 pub use log::{
-    AppendInfo, AppendedBatch, BatchRef, EntryMeta, LogId, PartitionLog, PurgePoint, ReadOutcome,
-    StoredEntry,
+    AppendInfo, AppendedBatch, BatchRef, CheckedAppend, EntryMeta, LogId, PartitionLog, PurgePoint,
+    ReadOutcome, StoredEntry,
 };
 pub use mmap::Mapping;
+pub use producer_state::{
+    AppendCheck, BatchMetadata, ProducerBatch, ProducerEntry, ProducerStateError, ProducerStateMap,
+};
 pub use record_batch::{
     BATCH_HEADER_LEN, BatchError, BatchHeader, Compression, LOG_OVERHEAD, TimestampType,
     split_batches, validate,

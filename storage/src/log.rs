@@ -13,6 +13,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::file_system::{DirLock, FileSystem};
 use crate::flush::{DurablePoint, PendingFlush, SyncedFlush};
 use crate::leader_epoch::{self, EpochEndOffset, EpochEntry, LeaderEpochCache};
+use crate::producer_snapshot::{self, ReadFailure};
+use crate::producer_state::{AppendCheck, BatchMetadata, ProducerBatch, ProducerStateMap};
 use crate::record_batch::{self, BatchHeader};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{BatchInfo, Segment, write_file_atomically};
@@ -127,6 +129,10 @@ pub struct PartitionLog {
     scratch: Vec<u8>,
     batch_infos: Vec<BatchInfo>,
     report: RecoveryReport,
+    /// Idempotent-producer state as of the log end.
+    producers: ProducerStateMap,
+    /// Offsets of the producer-state snapshot files on disk.
+    producer_snapshots: std::collections::BTreeSet<i64>,
 }
 
 fn is_sync_failure(e: &Error) -> bool {
@@ -167,9 +173,13 @@ impl PartitionLog {
             scratch: Vec::new(),
             batch_infos: Vec::new(),
             report: r.report,
+            producers: ProducerStateMap::new(0),
+            producer_snapshots: std::collections::BTreeSet::new(),
         };
         // Recovery synced what it kept, so all of it is durable.
         log.durable = log.end_point();
+        log.producer_snapshots = producer_snapshot::list(log.fs.as_ref(), &log.dir)?;
+        log.rebuild_producer_state()?;
         let report = &log.report;
         if report.truncated_log_bytes > 0 || report.dropped_entries > 0 || !report.notes.is_empty()
         {
@@ -395,6 +405,10 @@ impl PartitionLog {
             }
         }
         self.batch_infos = infos;
+        for b in &appended {
+            self.producers.update(&producer_batch(b));
+        }
+        self.producers.advance_end_offset(next_offset);
         Ok(AppendInfo {
             index,
             term,
@@ -474,10 +488,14 @@ impl PartitionLog {
 
     fn roll_inner(&mut self) -> Result<()> {
         let fs = Arc::clone(&self.fs);
-        let active = self.active_mut();
+        let active = self.active();
         if active.entry_count == 0 && !active.is_sealed() {
             return Ok(());
         }
+        // The producer state as of the new segment's base offset, so that rebuilding it never
+        // has to read more than the segments after the latest snapshot (Kafka snapshots on roll).
+        self.write_producer_snapshot()?;
+        let active = self.active_mut();
         // The sealed data is synced by the next flush (or never, with `FlushPolicy::Never`);
         // recovery checks every segment above the recovery point.
         active.seal(fs.as_ref(), false)?;
@@ -634,6 +652,148 @@ impl PartitionLog {
             pos += h.total_len() as u64;
         }
         Ok(None)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Producer state
+
+    /// The idempotent-producer state as of the log end (every batch of the log folded in).
+    pub fn producer_state(&self) -> &ProducerStateMap {
+        &self.producers
+    }
+
+    /// Kafka's producer-state validation of a client append, run before anything is written:
+    /// whether `batches` (one entry, as [`Self::append`] takes it) are new and in sequence, or a
+    /// retry of a batch already in the log. Errors: [`Error::Batch`] for unparsable batches,
+    /// [`Error::Producer`] for fenced epochs and out-of-order sequences. Append only on
+    /// [`AppendCheck::Append`], under the same `&mut` borrow (see [`Self::append_checked`]).
+    pub fn check_producer_append(&self, batches: &Bytes) -> Result<AppendCheck> {
+        let mut placed = Vec::new();
+        let mut pos = 0usize;
+        let mut next = self.log_end_offset();
+        while pos < batches.len() {
+            let at = |source| Error::Batch {
+                position: pos,
+                source,
+            };
+            let len = record_batch::batch_len_at(&batches[pos..]).map_err(at)?;
+            let header = BatchHeader::parse(&batches[pos..pos + len]).map_err(at)?;
+            let batch = ProducerBatch::from_header(&header, next);
+            next = batch.last_offset + 1;
+            placed.push(batch);
+            pos += len;
+        }
+        Ok(self.producers.check(&placed)?)
+    }
+
+    /// A client append: [`Self::check_producer_append`], then [`Self::append`] if the batches
+    /// are new. A retry of a batch already in the log returns its metadata and writes nothing.
+    pub fn append_checked(
+        &mut self,
+        index: u64,
+        term: u64,
+        batches: &Bytes,
+        now_ms: i64,
+    ) -> Result<CheckedAppend> {
+        match self.check_producer_append(batches)? {
+            AppendCheck::Duplicate(batch) => Ok(CheckedAppend::Duplicate(batch)),
+            AppendCheck::Append => Ok(CheckedAppend::Appended(
+                self.append(index, term, batches, now_ms)?,
+            )),
+        }
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`); returns how
+    /// many. In memory only: the next snapshot no longer holds them.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Writes a producer-state snapshot at the log end (a clean shutdown does, so that the next
+    /// open replays nothing). [`Self::close`] calls it; owners that cannot give up the log
+    /// (it sits behind a lock) call it after their final flush.
+    pub fn checkpoint_producer_state(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.write_producer_snapshot()
+    }
+
+    /// Writes a producer-state snapshot at the log end, unless one exists there.
+    fn write_producer_snapshot(&mut self) -> Result<()> {
+        let offset = self.producers.end_offset();
+        if self.producer_snapshots.contains(&offset) {
+            return Ok(());
+        }
+        let r = producer_snapshot::write(self.fs.as_ref(), &self.dir, &self.producers);
+        self.note_sync_failure(r)?;
+        self.producer_snapshots.insert(offset);
+        Ok(())
+    }
+
+    /// Removes snapshot files outside `[log start, log end]`.
+    fn remove_stale_producer_snapshots(&mut self) -> Result<()> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let stale: Vec<i64> = self
+            .producer_snapshots
+            .iter()
+            .copied()
+            .filter(|o| *o < start || *o > end)
+            .collect();
+        for offset in stale {
+            producer_snapshot::remove(self.fs.as_ref(), &self.dir, offset)?;
+            self.producer_snapshots.remove(&offset);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the producer state from the latest usable snapshot plus the batches after it
+    /// (at open, and after a truncation).
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        self.remove_stale_producer_snapshots()?;
+        let fs = Arc::clone(&self.fs);
+        let mut loaded = None;
+        while let Some(&offset) = self.producer_snapshots.last() {
+            match producer_snapshot::read(fs.as_ref(), &self.dir, offset) {
+                Ok(map) => {
+                    loaded = Some(map);
+                    break;
+                }
+                Err(ReadFailure::Unusable(why)) => {
+                    self.report.notes.push(format!(
+                        "producer state snapshot {} is unusable ({why}); removed",
+                        producer_snapshot::file_name(offset)
+                    ));
+                    producer_snapshot::remove(fs.as_ref(), &self.dir, offset)?;
+                    self.producer_snapshots.remove(&offset);
+                }
+                Err(ReadFailure::Io(e)) => return Err(e),
+            }
+        }
+        let end = self.log_end_offset();
+        let mut map = loaded.unwrap_or_else(|| ProducerStateMap::new(self.log_start_offset));
+        let mut offset = map.end_offset().max(self.log_start_offset);
+        while offset < end {
+            let out = self.read(offset, PRODUCER_REPLAY_READ_BYTES, end, true)?;
+            if out.records.is_empty() || out.next_offset <= offset {
+                return Err(Error::corrupt(
+                    &self.dir,
+                    0,
+                    format!("no batch readable at offset {offset} below the log end {end}"),
+                ));
+            }
+            for batch in record_batch::split_batches(&out.records) {
+                let batch = batch.map_err(|e| {
+                    Error::corrupt(&self.dir, 0, format!("batch near offset {offset}: {e}"))
+                })?;
+                let header = BatchHeader::parse(&batch).map_err(|e| {
+                    Error::corrupt(&self.dir, 0, format!("batch near offset {offset}: {e}"))
+                })?;
+                map.update(&ProducerBatch::from_header(&header, header.base_offset));
+            }
+            offset = out.next_offset;
+        }
+        map.advance_end_offset(end);
+        self.producers = map;
+        Ok(())
     }
 
     // ----------------------------------------------------------------------------------------
@@ -834,7 +994,7 @@ impl PartitionLog {
         self.generation += 1;
         // Everything kept was synced (sealed segments, and the cut segment by its seal).
         self.durable = self.end_point();
-        Ok(())
+        self.rebuild_producer_state()
     }
 
     /// Removes entries `..=index` (whose term must be `term`): the log start moves to the
@@ -905,7 +1065,9 @@ impl PartitionLog {
         if removed {
             fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         }
-        Ok(())
+        // The in-memory producer state keeps what it knows (as Kafka's does); snapshots of the
+        // released range go.
+        self.remove_stale_producer_snapshots()
     }
 
     /// Drops everything and starts empty at `next_index`/`next_offset`, remembering `purged`
@@ -960,6 +1122,10 @@ impl PartitionLog {
         self.recovery_point = next_offset;
         self.generation += 1;
         self.durable = self.end_point();
+        self.producers = ProducerStateMap::new(next_offset);
+        for offset in std::mem::take(&mut self.producer_snapshots) {
+            producer_snapshot::remove(fs.as_ref(), &self.dir, offset)?;
+        }
         Ok(())
     }
 
@@ -1186,6 +1352,10 @@ impl PartitionLog {
     /// the active segment).
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
+        if !self.poisoned {
+            // A clean shutdown leaves the state at the log end: the next open replays nothing.
+            self.write_producer_snapshot()?;
+        }
         Ok(())
     }
 
@@ -1208,6 +1378,18 @@ fn batch_ref(seg: &Segment, pos: u64, h: &BatchHeader) -> Result<BatchRef> {
         max_timestamp: h.max_timestamp,
         bytes: seg.bytes(pos, pos + h.total_len() as u64)?,
     })
+}
+
+/// Bytes read per step when replaying batches into the producer state.
+const PRODUCER_REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// A client append's outcome (see [`PartitionLog::append_checked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckedAppend {
+    /// Written.
+    Appended(AppendInfo),
+    /// A retry of this batch, already in the log; nothing written.
+    Duplicate(BatchMetadata),
 }
 
 /// Validates every batch of an entry (copied in `buf`) and stamps offsets and epoch. Returns
@@ -1260,4 +1442,23 @@ fn stamp_entry(
         pos += len;
     }
     Ok(next)
+}
+
+fn producer_batch(b: &AppendedBatch) -> ProducerBatch {
+    let delta = (b.last_offset - b.base_offset) as i32;
+    ProducerBatch {
+        producer_id: b.producer_id,
+        producer_epoch: b.producer_epoch,
+        base_sequence: b.base_sequence,
+        last_sequence: if b.base_sequence < 0 {
+            crate::producer_state::NO_SEQUENCE
+        } else {
+            crate::producer_state::increment_sequence(b.base_sequence, delta)
+        },
+        first_offset: b.base_offset,
+        last_offset: b.last_offset,
+        max_timestamp: b.max_timestamp,
+        is_transactional: b.is_transactional,
+        is_control: b.is_control,
+    }
 }

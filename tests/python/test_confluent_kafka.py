@@ -41,7 +41,8 @@ def consume_all(bootstrap, topic, count, partition=0):
 
 
 def produce(bootstrap, topic, records, **config):
-    conf = {"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": False}
+    # Idempotent by default (as the Java client is); acks other than all need it off.
+    conf = {"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True}
     conf.update(config)
     producer = Producer(conf)
     reports = {}
@@ -92,7 +93,7 @@ def test_confluent_kafka_round_trip(bootstrap, new_topic, codec):
 def test_confluent_kafka_acks(bootstrap, new_topic, acks):
     topic = new_topic()
     records = [{"key": None, "value": f"v{i}".encode(), "headers": [], "timestamp": 0} for i in range(30)]
-    reports = produce(bootstrap, topic, records, acks=acks)
+    reports = produce(bootstrap, topic, records, acks=acks, **{"enable.idempotence": False})
     assert all(err is None for err, _, _ in reports.values())
     got = consume_all(bootstrap, topic, 30)
     assert [m.value() for m in got] == [f"v{i}".encode() for i in range(30)]

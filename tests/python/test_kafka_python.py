@@ -46,7 +46,7 @@ def test_kafka_python_round_trip(bootstrap, new_topic, codec):
         linger_ms=10,
         batch_size=8192,
         max_in_flight_requests_per_connection=1,
-        enable_idempotence=False,
+        enable_idempotence=True,
     )
     try:
         futures = [

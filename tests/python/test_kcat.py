@@ -1,10 +1,12 @@
-"""kcat (librdkafka's command-line client) produces and consumes with every codec."""
+"""kcat (librdkafka's command-line client) produces and consumes with every codec, and in a group."""
 
 import json
 import shutil
 import subprocess
+import uuid
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from conftest import CODECS
 
@@ -16,7 +18,7 @@ def kcat(*args, stdin=None):
     if KCAT is None:
         pytest.fail("kcat is not installed (apt-get install kcat); the suite does not skip it")
     proc = subprocess.run(
-        [KCAT, *args], input=stdin, capture_output=True, timeout=60, check=False
+        [KCAT, *args], input=stdin, capture_output=True, timeout=90, check=False
     )
     assert proc.returncode == 0, f"kcat {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}"
     return proc.stdout
@@ -32,7 +34,7 @@ def test_kcat_round_trip(bootstrap, new_topic, codec):
         lines.append(f"{key}\t{value}")
     kcat(
         "-b", bootstrap, "-P", "-t", topic, "-p", "0", "-z", codec, "-K", "\t",
-        "-H", "origin=kcat", "-X", "acks=all", "-X", "enable.idempotence=false",
+        "-H", "origin=kcat", "-X", "acks=all", "-X", "enable.idempotence=true",
         stdin=("\n".join(lines) + "\n").encode(),
     )
     out = kcat("-b", bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-J")
@@ -65,3 +67,39 @@ def test_kcat_null_values_and_empty_keys(bootstrap, new_topic):
     out = kcat("-b", bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-J")
     msgs = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     assert [(m["key"], m["payload"]) for m in msgs] == [("a", "1"), (None, "2"), ("b", None)]
+
+
+def test_kcat_group_consumer_commits_and_resumes(bootstrap, new_topic):
+    topic = new_topic(partitions=2)
+    group = f"py-kcat-{uuid.uuid4().hex[:8]}"
+    lines = [f"{i}" for i in range(20)]
+    kcat(
+        "-b", bootstrap, "-P", "-t", topic, "-p", "0", "-X", "enable.idempotence=true",
+        stdin=("\n".join(lines[:10]) + "\n").encode(),
+    )
+    kcat(
+        "-b", bootstrap, "-P", "-t", topic, "-p", "1", "-X", "enable.idempotence=true",
+        stdin=("\n".join(lines[10:]) + "\n").encode(),
+    )
+
+    def consume(count):
+        # The balanced consumer (-G) starts from the group's committed offsets (-o would override them).
+        out = kcat(
+            "-b", bootstrap, "-G", group, "-c", str(count), "-J", "-X", "auto.offset.reset=earliest",
+            "-X", "enable.auto.commit=true", "-X", "auto.commit.interval.ms=100", topic,
+        )
+        return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+    first = consume(20)
+    assert sorted(int(m["payload"]) for m in first) == list(range(20))
+    # kcat commits the stored offsets on close; a member of the group sees them.
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        committed = probe.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+        assert {tp.partition: tp.offset for tp in committed} == {0: 10, 1: 10}
+    finally:
+        probe.close()
+
+    kcat("-b", bootstrap, "-P", "-t", topic, "-p", "1", stdin=b"20\n21\n")
+    second = consume(2)
+    assert [(m["partition"], m["offset"], m["payload"]) for m in second] == [(1, 10, "20"), (1, 11, "21")]

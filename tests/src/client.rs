@@ -9,11 +9,14 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, ProduceRequest, RequestHeader, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProducerId,
+    RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use shoal_protocol::request::encode_request;
@@ -131,6 +134,95 @@ impl Client {
                 "expected the connection to close, got a {}-byte response",
                 frame.len()
             ),
+        }
+    }
+
+    /// Waits (within [`RESPONSE_DEADLINE`]) until `group`'s coordinator is found and loaded:
+    /// FindCoordinator answers without error (the first calls create `__consumer_offsets`) and
+    /// an OffsetFetch for the group is no longer refused while the partition loads. Returns the
+    /// coordinator's node id.
+    pub async fn find_coordinator(&mut self, group: &str) -> anyhow::Result<i32> {
+        let deadline = tokio::time::Instant::now() + RESPONSE_DEADLINE;
+        let node = loop {
+            let request = FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(group.to_string()));
+            match self
+                .send(
+                    ApiKey::FindCoordinator,
+                    3,
+                    RequestKind::FindCoordinator(request),
+                )
+                .await?
+            {
+                ResponseKind::FindCoordinator(r) if r.error_code == 0 => break r.node_id.0,
+                ResponseKind::FindCoordinator(r) if r.error_code == 15 => {}
+                other => bail!("unexpected FindCoordinator answer {other:?}"),
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("no coordinator for {group} within the deadline");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        loop {
+            let fetch = self.offset_fetch(group, &[]).await?;
+            match fetch.error_code {
+                0 => return Ok(node),
+                14 | 16 => {}
+                other => bail!("OffsetFetch while waiting for the coordinator: error {other}"),
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the coordinator of {group} did not load within the deadline");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// OffsetFetch v7 for `group` and `(topic, partitions)`.
+    pub async fn offset_fetch(
+        &mut self,
+        group: &str,
+        topics: &[(&str, &[i32])],
+    ) -> anyhow::Result<OffsetFetchResponse> {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partition_indexes(ps.to_vec())
+                    })
+                    .collect(),
+            ));
+        match self
+            .send(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(request))
+            .await?
+        {
+            ResponseKind::OffsetFetch(r) => Ok(r),
+            other => bail!("unexpected response {other:?}"),
+        }
+    }
+
+    /// InitProducerId v4 for an idempotent producer; returns (error, producer id, epoch).
+    pub async fn init_producer_id(&mut self) -> anyhow::Result<(i16, i64, i16)> {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match self
+            .send(
+                ApiKey::InitProducerId,
+                4,
+                RequestKind::InitProducerId(request),
+            )
+            .await?
+        {
+            ResponseKind::InitProducerId(r) => {
+                Ok((r.error_code, r.producer_id.0, r.producer_epoch))
+            }
+            other => bail!("unexpected response {other:?}"),
         }
     }
 

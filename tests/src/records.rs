@@ -72,6 +72,47 @@ pub fn batch(records: &[TestRecord], compression: Compression) -> Bytes {
     out.freeze()
 }
 
+/// One idempotent batch: `values` with sequences from `base_sequence`, for producer
+/// `producer_id` at `producer_epoch`.
+pub fn idempotent_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    values: &[&str],
+    compression: Compression,
+) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: base_sequence + i as i32,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::from(v.to_string())),
+            headers: IndexMap::new(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut out,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encoding test records cannot fail");
+    out.freeze()
+}
+
 /// Every record (offset, key, value, timestamp, headers) in `bytes` (batches back to back).
 pub fn decode(bytes: &Bytes) -> anyhow::Result<Vec<Record>> {
     let mut buf = bytes.clone();

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use shoal_protocol::{RequestKind, ResponseKind};
 use shoal_tests::records::{TestRecord, batch};
-use shoal_tests::{Broker, Client};
+use shoal_tests::{Broker, BrokerOptions, Client};
 use uuid::Uuid;
 
 fn name(s: &str) -> TopicName {
@@ -30,16 +30,42 @@ const ADVERTISED: &[(i16, i16, i16)] = &[
     (1, 4, 17),
     (2, 1, 9),
     (3, 1, 12),
+    (8, 2, 9),
+    (9, 1, 9),
+    (10, 0, 6),
+    (11, 0, 9),
+    (12, 0, 4),
+    (13, 0, 5),
+    (14, 0, 5),
+    (15, 0, 6),
+    (16, 0, 5),
     (18, 0, 4),
     (19, 2, 7),
     (20, 1, 6),
+    (22, 0, 5),
     (23, 2, 4),
     (32, 1, 4),
     (33, 0, 2),
     (37, 0, 3),
+    (42, 0, 2),
     (44, 0, 1),
+    (47, 0, 0),
     (60, 0, 1),
 ];
+
+/// Kafka's error codes the group requests below are answered with (they ask about groups that
+/// do not exist, or join without a member id).
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const MEMBER_ID_REQUIRED: i16 = 79;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+fn group(s: &str) -> GroupId {
+    GroupId(StrBytes::from_string(s.to_string()))
+}
+
+fn str(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
 
 #[tokio::test]
 async fn api_versions_advertises_exactly_the_implemented_ranges() {
@@ -224,7 +250,130 @@ fn request(key: ApiKey, version: i16, topic_id: Uuid, tag: &str) -> RequestKind 
             }
             RequestKind::DescribeCluster(r)
         }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if version >= 4 {
+                r.coordinator_keys = vec![str(tag)];
+            } else {
+                r.key = str(tag);
+            }
+            RequestKind::FindCoordinator(r)
+        }
+        ApiKey::JoinGroup => {
+            let mut r = JoinGroupRequest::default()
+                .with_group_id(group(tag))
+                .with_session_timeout_ms(10_000)
+                .with_protocol_type(str("consumer"))
+                .with_protocols(vec![
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(str("range"))
+                        .with_metadata(bytes::Bytes::from_static(b"\0\0\0\0\0\0\xff\xff\xff\xff")),
+                ]);
+            if version >= 1 {
+                r.rebalance_timeout_ms = 10_000;
+            }
+            RequestKind::JoinGroup(r)
+        }
+        ApiKey::SyncGroup => {
+            let mut r = SyncGroupRequest::default()
+                .with_group_id(group(tag))
+                .with_generation_id(1)
+                .with_member_id(str("m"));
+            if version >= 5 {
+                r.protocol_type = Some(str("consumer"));
+                r.protocol_name = Some(str("range"));
+            }
+            RequestKind::SyncGroup(r)
+        }
+        ApiKey::Heartbeat => RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(group(tag))
+                .with_generation_id(1)
+                .with_member_id(str("m")),
+        ),
+        ApiKey::LeaveGroup => {
+            let mut r = LeaveGroupRequest::default().with_group_id(group(tag));
+            if version >= 3 {
+                r.members =
+                    vec![leave_group_request::MemberIdentity::default().with_member_id(str("m"))];
+            } else {
+                r.member_id = str("m");
+            }
+            RequestKind::LeaveGroup(r)
+        }
+        ApiKey::OffsetCommit => {
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(7)
+                .with_committed_metadata(Some(str("meta")));
+            if version >= 6 {
+                partition.committed_leader_epoch = 0;
+            }
+            RequestKind::OffsetCommit(
+                OffsetCommitRequest::default()
+                    .with_group_id(group(tag))
+                    .with_generation_id_or_member_epoch(-1)
+                    .with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(name("v"))
+                            .with_partitions(vec![partition]),
+                    ]),
+            )
+        }
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            if version >= 8 {
+                r.groups = vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(group(tag))
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(name("v"))
+                                .with_partition_indexes(vec![0]),
+                        ])),
+                ];
+            } else {
+                r.group_id = group(tag);
+                r.topics = Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(name("v"))
+                        .with_partition_indexes(vec![0]),
+                ]);
+            }
+            RequestKind::OffsetFetch(r)
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default().with_groups(vec![group(tag)]);
+            if version >= 3 {
+                r.include_authorized_operations = true;
+            }
+            RequestKind::DescribeGroups(r)
+        }
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![group(tag)]),
+        ),
+        ApiKey::OffsetDelete => {
+            RequestKind::OffsetDelete(OffsetDeleteRequest::default().with_group_id(group(tag)))
+        }
+        ApiKey::InitProducerId => RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
         other => panic!("no request for {other:?}"),
+    }
+}
+
+/// The errors the request of [`request`] is answered with, where not every code is 0.
+fn expected_errors(api: ApiKey, version: i16) -> Option<Vec<i16>> {
+    match api {
+        ApiKey::JoinGroup if version >= 4 => Some(vec![MEMBER_ID_REQUIRED]),
+        ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup => Some(vec![UNKNOWN_MEMBER_ID]),
+        ApiKey::DeleteGroups | ApiKey::OffsetDelete => Some(vec![GROUP_ID_NOT_FOUND]),
+        ApiKey::DescribeGroups if version >= 6 => Some(vec![GROUP_ID_NOT_FOUND]),
+        _ => None,
     }
 }
 
@@ -264,20 +413,66 @@ fn errors(response: &ResponseKind) -> Vec<i16> {
             r.responses.iter().map(|t| t.error_code).collect()
         }
         ResponseKind::DescribeCluster(r) => vec![r.error_code],
+        ResponseKind::FindCoordinator(r) => std::iter::once(r.error_code)
+            .chain(r.coordinators.iter().map(|c| c.error_code))
+            .collect(),
+        ResponseKind::JoinGroup(r) => vec![r.error_code],
+        ResponseKind::SyncGroup(r) => vec![r.error_code],
+        ResponseKind::Heartbeat(r) => vec![r.error_code],
+        ResponseKind::LeaveGroup(r) => std::iter::once(r.error_code)
+            .filter(|c| *c != 0 || r.members.is_empty())
+            .chain(r.members.iter().map(|m| m.error_code))
+            .collect(),
+        ResponseKind::OffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        ResponseKind::OffsetFetch(r) => std::iter::once(r.error_code)
+            .chain(
+                r.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+            )
+            .chain(r.groups.iter().map(|g| g.error_code))
+            .collect(),
+        ResponseKind::ListGroups(r) => vec![r.error_code],
+        ResponseKind::DescribeGroups(r) => r.groups.iter().map(|g| g.error_code).collect(),
+        ResponseKind::DeleteGroups(r) => r.results.iter().map(|g| g.error_code).collect(),
+        ResponseKind::OffsetDelete(r) => vec![r.error_code],
+        ResponseKind::InitProducerId(r) => vec![r.error_code],
         other => panic!("unexpected response {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn every_api_answers_at_every_advertised_version() {
-    let broker = Broker::start_default().unwrap();
+    let broker =
+        Broker::start(BrokerOptions::default().with("group.initial.rebalance.delay.ms", 0))
+            .unwrap();
     let mut client = Client::connect(&broker.address()).await.unwrap();
     assert_eq!(client.create_topic("v", 1, &[]).await.unwrap(), 0);
     let topic_id = client.metadata(Some(&["v"]), false).await.unwrap().topics[0].topic_id;
+    // The group APIs need the coordinator topic, created and loaded on first use.
+    client.find_coordinator("warm-up").await.unwrap();
     for &(key, min, max) in ADVERTISED {
         let api = ApiKey::try_from(key).unwrap();
         for version in min..=max {
             let tag = format!("t-{key}-{version}");
+            if matches!(
+                api,
+                ApiKey::JoinGroup
+                    | ApiKey::SyncGroup
+                    | ApiKey::Heartbeat
+                    | ApiKey::LeaveGroup
+                    | ApiKey::OffsetCommit
+                    | ApiKey::OffsetFetch
+                    | ApiKey::DescribeGroups
+                    | ApiKey::DeleteGroups
+                    | ApiKey::OffsetDelete
+            ) {
+                client.find_coordinator(&tag).await.unwrap();
+            }
             // Topics that CreatePartitions and DeleteTopics work on.
             if matches!(api, ApiKey::CreatePartitions | ApiKey::DeleteTopics) {
                 assert_eq!(client.create_topic(&tag, 1, &[]).await.unwrap(), 0);
@@ -286,10 +481,17 @@ async fn every_api_answers_at_every_advertised_version() {
                 .send(api, version, request(api, version, topic_id, &tag))
                 .await
                 .unwrap_or_else(|e| panic!("{api:?} v{version}: {e:#}"));
-            assert!(
-                errors(&response).iter().all(|c| *c == 0),
-                "{api:?} v{version}: {response:?}"
-            );
+            match expected_errors(api, version) {
+                Some(expected) => assert_eq!(
+                    errors(&response),
+                    expected,
+                    "{api:?} v{version}: {response:?}"
+                ),
+                None => assert!(
+                    errors(&response).iter().all(|c| *c == 0),
+                    "{api:?} v{version}: {response:?}"
+                ),
+            }
         }
     }
 }

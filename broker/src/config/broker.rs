@@ -132,6 +132,12 @@ pub struct BrokerConfig {
     pub rack_awareness: super::RackAwarenessConfig,
     /// `metrics.listener`.
     pub metrics_listener: Option<crate::http::HttpUrl>,
+    /// The group coordinator's settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
+    pub groups: crate::group::GroupConfig,
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: u64,
     /// Every property set explicitly, in canonical form.
     pub statics: StaticConfig,
 }
@@ -278,11 +284,33 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
 
     let rack_awareness = super::rack_awareness::load(&statics, &mut problems, &mut warnings);
     let metrics_listener = super::rack_awareness::metrics_listener(&statics, &mut problems);
+    let to_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
+    let groups = crate::group::GroupConfig {
+        initial_rebalance_delay_ms: statics
+            .number::<i64>("group.initial.rebalance.delay.ms")
+            .max(0),
+        min_session_timeout_ms: statics.number("group.min.session.timeout.ms"),
+        max_session_timeout_ms: statics.number("group.max.session.timeout.ms"),
+        max_size: to_usize(statics.number("group.max.size")),
+        offsets_retention_ms: statics
+            .number::<i64>("offsets.retention.minutes")
+            .saturating_mul(60_000),
+        offsets_retention_check_interval_ms: statics.number("offsets.retention.check.interval.ms"),
+        offset_metadata_max_bytes: to_usize(statics.number("offset.metadata.max.bytes")),
+        offsets_topic_partitions: statics.number("offsets.topic.num.partitions"),
+        offsets_topic_replication_factor: statics.number("offsets.topic.replication.factor"),
+        offsets_topic_segment_bytes: statics.number("offsets.topic.segment.bytes"),
+        commit_timeout_ms: statics.number("offsets.commit.timeout.ms"),
+        load_buffer_bytes: to_usize(statics.number("offsets.load.buffer.size")),
+        ..crate::group::GroupConfig::default()
+    };
+    if let Err(problem) = groups.validate() {
+        problems.push(problem);
+    }
 
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
-    let to_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
     let config = BrokerConfig {
         node_id,
         rack: statics
@@ -304,6 +332,10 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         retention_check_interval_ms: statics.number("log.retention.check.interval.ms"),
         rack_awareness,
         metrics_listener,
+        groups,
+        producer_id_expiration_ms: statics.number("producer.id.expiration.ms"),
+        producer_id_expiration_check_interval_ms: statics
+            .number("producer.id.expiration.check.interval.ms"),
         statics,
     };
     Ok(Loaded { config, warnings })
@@ -458,6 +490,8 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.flush, FlushMode::GroupCommit);
+        assert_eq!(c.groups, crate::group::GroupConfig::default());
+        assert_eq!(c.producer_id_expiration_ms, 86_400_000);
         assert!(loaded.warnings.is_empty());
     }
 

@@ -117,7 +117,8 @@ const LONG_MAX: &str = "9223372036854775807";
 const SINGLE_NODE: &str =
     "a Shoal node is always broker and controller of its own single-node cluster";
 const NO_THREAD_POOLS: &str = "Shoal runs on an async runtime and has no such thread pool";
-const NO_GROUPS_YET: &str = "consumer groups and transactions are not implemented yet";
+const NO_TRANSACTIONS: &str = "transactions are not supported";
+const NO_SHARE_GROUPS: &str = "share groups are not supported";
 const STORED_ONLY: &str = "Shoal stores batches as produced and has no log cleaner";
 
 use Bound::*;
@@ -198,13 +199,24 @@ pub static BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "num.replica.fetchers", ty: Int, default: Some("1"), bound: AtLeast(1), dynamic: false, usage: Ignored(SINGLE_NODE), doc: "Replica fetcher threads." },
     BrokerDef { name: "socket.send.buffer.bytes", ty: Int, default: Some("102400"), bound: Any, dynamic: false, usage: Ignored("the operating system sizes socket buffers"), doc: "SO_SNDBUF." },
     BrokerDef { name: "socket.receive.buffer.bytes", ty: Int, default: Some("102400"), bound: Any, dynamic: false, usage: Ignored("the operating system sizes socket buffers"), doc: "SO_RCVBUF." },
-    BrokerDef { name: "offsets.topic.replication.factor", ty: Short, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "Replication factor of __consumer_offsets." },
-    BrokerDef { name: "offsets.topic.num.partitions", ty: Int, default: Some("50"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "Partitions of __consumer_offsets." },
-    BrokerDef { name: "transaction.state.log.replication.factor", ty: Short, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "Replication factor of __transaction_state." },
-    BrokerDef { name: "transaction.state.log.min.isr", ty: Int, default: Some("2"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "min.insync.replicas of __transaction_state." },
-    BrokerDef { name: "share.coordinator.state.topic.replication.factor", ty: Short, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "Replication factor of __share_group_state." },
-    BrokerDef { name: "share.coordinator.state.topic.min.isr", ty: Short, default: Some("2"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "min.insync.replicas of __share_group_state." },
-    BrokerDef { name: "group.initial.rebalance.delay.ms", ty: Int, default: Some("3000"), bound: Any, dynamic: false, usage: Ignored(NO_GROUPS_YET), doc: "Delay of the first rebalance of a new group." },
+    BrokerDef { name: "offsets.topic.replication.factor", ty: Short, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Replication factor of __consumer_offsets when it is created. Shoal clamps it to the number of live brokers (Kafka refuses to create the topic until enough brokers are up)." },
+    BrokerDef { name: "offsets.topic.num.partitions", ty: Int, default: Some("50"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Partitions of __consumer_offsets when it is created; an existing topic keeps its count." },
+    BrokerDef { name: "offsets.topic.segment.bytes", ty: Int, default: Some("104857600"), bound: AtLeast(1_048_576), dynamic: false, usage: Applied, doc: "segment.bytes of __consumer_offsets." },
+    BrokerDef { name: "offsets.retention.minutes", ty: Int, default: Some("10080"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Committed offsets of a group that has been empty this long (or of a standalone consumer not committed for this long) are deleted." },
+    BrokerDef { name: "offsets.retention.check.interval.ms", ty: Long, default: Some("600000"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "How often expired offsets and empty groups are removed." },
+    BrokerDef { name: "offsets.commit.timeout.ms", ty: Int, default: Some("5000"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "How long a coordinator write (offset commit, group state) may wait to be committed before the request fails." },
+    BrokerDef { name: "offsets.load.buffer.size", ty: Int, default: Some("5242880"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Bytes read at a time when loading a __consumer_offsets partition." },
+    BrokerDef { name: "offset.metadata.max.bytes", ty: Int, default: Some("4096"), bound: Any, dynamic: false, usage: Applied, doc: "Largest metadata string of a committed offset." },
+    BrokerDef { name: "group.initial.rebalance.delay.ms", ty: Int, default: Some("3000"), bound: Any, dynamic: false, usage: Applied, doc: "How long the first rebalance of an empty group waits for more members to join." },
+    BrokerDef { name: "group.min.session.timeout.ms", ty: Int, default: Some("6000"), bound: Any, dynamic: false, usage: Applied, doc: "Smallest session timeout a classic group member may ask for." },
+    BrokerDef { name: "group.max.session.timeout.ms", ty: Int, default: Some("1800000"), bound: Any, dynamic: false, usage: Applied, doc: "Largest session timeout a classic group member may ask for." },
+    BrokerDef { name: "group.max.size", ty: Int, default: Some(INT_MAX), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "Most members a classic group may have." },
+    BrokerDef { name: "producer.id.expiration.ms", ty: Int, default: Some("86400000"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "A partition forgets an idempotent producer whose last batch is this old." },
+    BrokerDef { name: "producer.id.expiration.check.interval.ms", ty: Int, default: Some("600000"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "How often idle producers are forgotten." },
+    BrokerDef { name: "transaction.state.log.replication.factor", ty: Short, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_TRANSACTIONS), doc: "Replication factor of __transaction_state." },
+    BrokerDef { name: "transaction.state.log.min.isr", ty: Int, default: Some("2"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_TRANSACTIONS), doc: "min.insync.replicas of __transaction_state." },
+    BrokerDef { name: "share.coordinator.state.topic.replication.factor", ty: Short, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_SHARE_GROUPS), doc: "Replication factor of __share_group_state." },
+    BrokerDef { name: "share.coordinator.state.topic.min.isr", ty: Short, default: Some("2"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_SHARE_GROUPS), doc: "min.insync.replicas of __share_group_state." },
 ];
 
 const RETENTION_MS: &[(&str, SynonymUnit)] = &[

@@ -6,15 +6,27 @@ pub mod api_versions;
 mod config_resource;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use shoal_protocol::kafka_protocol::protocol::StrBytes;
 
@@ -76,6 +88,12 @@ pub(crate) fn cluster_authorized_operations() -> i32 {
     ])
 }
 
+/// Authorised operations on a group without an authorizer (`supportedOperations(GROUP)`).
+pub(crate) fn group_authorized_operations() -> i32 {
+    use acl_operation::*;
+    operations_bitfield(&[READ, DESCRIBE, DELETE])
+}
+
 /// Kafka's "not requested" value for authorised-operation fields.
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
@@ -91,5 +109,6 @@ mod tests {
         // Bit positions are the AclOperation codes Kafka sets for each resource type.
         assert_eq!(super::topic_authorized_operations(), 3576);
         assert_eq!(super::cluster_authorized_operations(), 8096);
+        assert_eq!(super::group_authorized_operations(), 328);
     }
 }

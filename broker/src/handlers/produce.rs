@@ -2,7 +2,14 @@
 //! `UnifiedLog.analyzeAndValidateRecords`, `LogValidator`), append, and answer per acks.
 //!
 //! Batches are stored exactly as produced (compressed or not); only LogAppendTime topics patch the
-//! batch header (timestamp type, max timestamp, CRC), as Kafka does. acks=0 gets no response
+//! batch header (timestamp type, max timestamp, CRC), as Kafka does. Idempotent batches are
+//! checked against the partition's producer state as part of the append (see
+//! [`crate::partition::PartitionHandle`]): a retry is acknowledged with the original offsets,
+//! a fenced epoch is `INVALID_PRODUCER_EPOCH`, a gap or overlap `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+//! Like Kafka since KIP-360, a producer the partition has no state for may start at any
+//! sequence, so `UNKNOWN_PRODUCER_ID` is never returned. Transactional batches are refused
+//! (`INVALID_TXN_STATE`; `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` without a transactional id, as
+//! Kafka answers): transactions are not supported. acks=0 gets no response
 //! (an error closes the connection instead), acks=1 is answered once appended, acks=-1 once the
 //! appended offsets are committed.
 
@@ -24,7 +31,9 @@ use crate::config::{ConfigView, TimestampType, TopicLogConfig};
 use crate::connection::Reply;
 use crate::kafka_error::{ApiError, BrokerError, kafka_error};
 use crate::metadata::MetadataImage;
-use crate::partition::{AppendRequest, PartitionError, PartitionHandle, PartitionManager};
+use crate::partition::{
+    AppendOrigin, AppendRequest, PartitionError, PartitionHandle, PartitionManager,
+};
 use crate::records::{self, ProducePolicy, RecordError};
 
 /// v3+ (magic v2 batches; the Java 4.x floor) up to v12 (v13 names topics by id).
@@ -141,12 +150,6 @@ pub fn prepare_batch(
             "Invalid sequence number {} in record batch with producerId {}",
             header.base_sequence, header.producer_id
         )));
-    }
-    if header.has_producer_id() {
-        return Err(ApiError::new(
-            E::UnknownProducerId,
-            "Idempotent and transactional producers need InitProducerId, which this broker does not implement yet; set enable.idempotence=false",
-        ));
     }
     let policy = ProducePolicy {
         check_timestamps: config.timestamp_type == TimestampType::CreateTime,
@@ -294,6 +297,7 @@ pub async fn handle(ctx: ProduceContext<'_>, request: ProduceRequest, version: i
                     .append(AppendRequest {
                         batches: prepared.batch,
                         now_ms: ctx.now_ms,
+                        origin: AppendOrigin::Client,
                     })
                     .await;
                 match appended {
@@ -301,7 +305,11 @@ pub async fn handle(ctx: ProduceContext<'_>, request: ProduceRequest, version: i
                         index,
                         error: None,
                         base_offset: outcome.base_offset,
-                        log_append_time_ms: prepared.log_append_time_ms,
+                        // A retried batch is answered as Kafka does: the original batch's offsets,
+                        // and its timestamp as the log append time.
+                        log_append_time_ms: outcome
+                            .duplicate_timestamp
+                            .unwrap_or(prepared.log_append_time_ms),
                         log_start_offset: outcome.log_start_offset,
                         commit_offset: Some(outcome.last_offset + 1),
                         partition: Some(partition),

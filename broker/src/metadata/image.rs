@@ -109,6 +109,18 @@ pub enum MetadataCommand {
         /// The complete new set of overrides.
         configs: BTreeMap<String, String>,
     },
+    /// Hands the producer ids `[first_producer_id, next_producer_id)` to a broker (KRaft's
+    /// `ProducerIdsRecord`). Applies only if `first_producer_id` is the cluster's next unused id,
+    /// so two brokers racing for a block cannot both get it, and ids are never handed out twice,
+    /// also across restarts.
+    AllocateProducerIds {
+        /// The broker the block is for (-1 when compaction rewrites the history).
+        node_id: i32,
+        /// First id of the block: must equal the image's next producer id.
+        first_producer_id: i64,
+        /// First id after the block.
+        next_producer_id: i64,
+    },
     /// Replaces the dynamic broker configs of one broker, or the cluster-wide ones.
     SetBrokerConfigs {
         /// The broker, or `None` for the cluster-wide defaults.
@@ -133,6 +145,18 @@ pub enum ApplyError {
     /// The name breaks Kafka's rules.
     #[error("{0}")]
     InvalidTopicName(String),
+    /// A producer-id block that does not start at the next unused id (another broker got it).
+    #[error(
+        "producer id block [{first}, {next}) does not start at the next unused producer id {expected}"
+    )]
+    StaleProducerIdBlock {
+        /// The block's first id.
+        first: i64,
+        /// The block's end.
+        next: i64,
+        /// The next unused id.
+        expected: i64,
+    },
     /// The name collides with another one that differs only in '.' versus '_'.
     #[error("Topic '{name}' collides with existing topic: {existing}")]
     Collision {
@@ -156,6 +180,7 @@ pub struct MetadataImage {
     topics: BTreeMap<Uuid, Arc<TopicImage>>,
     names: BTreeMap<String, Uuid>,
     dynamic_configs: DynamicBrokerConfigs,
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -168,6 +193,7 @@ impl MetadataImage {
             topics: BTreeMap::new(),
             names: BTreeMap::new(),
             dynamic_configs: DynamicBrokerConfigs::default(),
+            next_producer_id: 0,
         }
     }
 
@@ -209,6 +235,11 @@ impl MetadataImage {
     /// Dynamic broker configs.
     pub fn dynamic_configs(&self) -> &DynamicBrokerConfigs {
         &self.dynamic_configs
+    }
+
+    /// The first producer id no broker has been given yet.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// An existing topic whose name differs from `name` only in '.' versus '_'.
@@ -301,6 +332,22 @@ impl MetadataImage {
                 let mut updated = TopicImage::clone(topic);
                 updated.configs = configs.clone();
                 next.topics.insert(*id, Arc::new(updated));
+            }
+            MetadataCommand::AllocateProducerIds {
+                first_producer_id,
+                next_producer_id,
+                ..
+            } => {
+                if *first_producer_id != self.next_producer_id
+                    || *next_producer_id <= *first_producer_id
+                {
+                    return Err(ApplyError::StaleProducerIdBlock {
+                        first: *first_producer_id,
+                        next: *next_producer_id,
+                        expected: self.next_producer_id,
+                    });
+                }
+                next.next_producer_id = *next_producer_id;
             }
             MetadataCommand::SetBrokerConfigs { node_id, configs } => match node_id {
                 None => next.dynamic_configs.cluster = configs.clone(),
@@ -482,6 +529,27 @@ mod tests {
         assert!(check_assignment(&[1, 1], None, registered).is_err());
         assert!(check_assignment(&[3], None, registered).is_err());
         assert!(check_assignment(&[1], Some(2), registered).is_err());
+    }
+
+    #[test]
+    fn producer_id_blocks_are_handed_out_once() {
+        let block = |first, next| MetadataCommand::AllocateProducerIds {
+            node_id: 1,
+            first_producer_id: first,
+            next_producer_id: next,
+        };
+        let img = image().apply(&block(0, 1000)).unwrap();
+        assert_eq!(img.next_producer_id(), 1000);
+        // A broker that read the image before this block was taken is refused.
+        assert!(matches!(
+            img.apply(&block(0, 1000)),
+            Err(ApplyError::StaleProducerIdBlock { expected: 1000, .. })
+        ));
+        assert!(img.apply(&block(1000, 1000)).is_err());
+        assert_eq!(
+            img.apply(&block(1000, 2000)).unwrap().next_producer_id(),
+            2000
+        );
     }
 
     #[test]

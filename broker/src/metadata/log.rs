@@ -188,6 +188,13 @@ pub fn commands_for(image: &MetadataImage) -> Vec<MetadataCommand> {
             configs: configs.clone(),
         });
     }
+    if image.next_producer_id() > 0 {
+        commands.push(MetadataCommand::AllocateProducerIds {
+            node_id: -1,
+            first_producer_id: 0,
+            next_producer_id: image.next_producer_id(),
+        });
+    }
     for topic in image.topics() {
         commands.push(MetadataCommand::CreateTopic {
             id: topic.id,

@@ -4,7 +4,10 @@
 //! the storage crate ([`super::local::LocalPartition`]); a replicated implementation puts a Raft
 //! group behind the same trait. The contract:
 //! - `append` returns once the batches hold offsets in the log (appends on one partition are
-//!   ordered in call order), not once they are committed; `wait_committed` waits for that.
+//!   ordered in call order), not once they are committed; `wait_committed` waits for that. A
+//!   client append is checked against the partition's producer state (the storage crate's
+//!   `ProducerStateMap`) atomically with the append: a retry of a batch already in the log is
+//!   answered with the original offsets and writes nothing.
 //! - The high watermark is the commit point: reads never return data above it, and it only grows
 //!   (except through truncation on a new leader, which a later implementation reports by epoch).
 //! - `current_leader_epoch` arguments are the client's view (`-1` or `None`: no check).
@@ -13,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use shoal_storage::ProducerStateError;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -78,6 +82,17 @@ impl Isolation {
     }
 }
 
+/// Who is appending (Kafka's `AppendOrigin`): it decides how much is validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: idempotent batches are checked against the partition's producer state
+    /// (duplicates, epochs, sequences) under the same lock as the append.
+    Client,
+    /// The broker itself (the group coordinator writing `__consumer_offsets`): no producer
+    /// state checks.
+    Coordinator,
+}
+
 /// Batches ready for the log: validated, LogAppendTime stamped if the topic wants it.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
@@ -85,6 +100,8 @@ pub struct AppendRequest {
     pub batches: Bytes,
     /// Time of the append (ms since the epoch).
     pub now_ms: i64,
+    /// Who appends.
+    pub origin: AppendOrigin,
 }
 
 /// Where an append landed.
@@ -96,6 +113,10 @@ pub struct AppendOutcome {
     pub last_offset: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
+    /// `Some(timestamp)` when the batch was a producer's retry of a batch already in the log:
+    /// nothing was written, the offsets are the original batch's, and Kafka reports that batch's
+    /// timestamp as the log append time.
+    pub duplicate_timestamp: Option<i64>,
 }
 
 /// A fetch from one partition.
@@ -180,6 +201,45 @@ pub enum PartitionError {
     /// The log failed on disk (IO error, full disk, failed fsync).
     #[error("storage error: {0}")]
     Storage(String),
+    /// An idempotent batch's producer epoch is older than the producer's current one.
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
+    /// An idempotent batch does not follow its producer's last sequence.
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+}
+
+/// Kafka's exception for a refused idempotent batch, with Kafka's message (which names the
+/// partition).
+pub fn producer_state_error(e: &ProducerStateError, tp: &TopicPartition) -> PartitionError {
+    match *e {
+        ProducerStateError::InvalidProducerEpoch {
+            producer_id,
+            offset,
+            epoch,
+            current_epoch,
+        } => PartitionError::InvalidProducerEpoch(format!(
+            "Epoch of producer {producer_id} at offset {offset} in {tp} is {epoch}, which is smaller than the last seen epoch {current_epoch}"
+        )),
+        ProducerStateError::NewEpochNotAtZero {
+            producer_id,
+            offset,
+            epoch,
+            sequence,
+            current_epoch,
+        } => PartitionError::OutOfOrderSequence(format!(
+            // Kafka's message lacks the space after the producer id.
+            "Invalid sequence number for new epoch of producer {producer_id}at offset {offset} in partition {tp}: {epoch} (request epoch), {sequence} (seq. number), {current_epoch} (current producer epoch)"
+        )),
+        ProducerStateError::OutOfOrderSequence {
+            producer_id,
+            offset,
+            sequence,
+            last_sequence,
+        } => PartitionError::OutOfOrderSequence(format!(
+            "Out of order sequence number for producer {producer_id} at offset {offset} in partition {tp}: {sequence} (incoming seq. number), {last_sequence} (current end sequence number)"
+        )),
+    }
 }
 
 /// Decision logic shared by implementations: Kafka's leader epoch check

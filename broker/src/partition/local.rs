@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use shoal_storage::{
-    BatchHeader, BatchRef, Clock, Error as StorageError, FileSystem, FlushPolicy, Flusher,
-    LogConfig, PartitionLog,
+    BatchHeader, BatchRef, CheckedAppend, Clock, Error as StorageError, FileSystem, FlushPolicy,
+    Flusher, LogConfig, PartitionLog,
 };
 use tokio::sync::watch;
 
 use super::handle::{
-    AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError, PartitionFuture,
-    PartitionHandle, ReadRequest, ReadResult, Role, TimestampOffset, TopicPartition,
-    check_leader_epoch,
+    AppendOrigin, AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError,
+    PartitionFuture, PartitionHandle, ReadRequest, ReadResult, Role, TimestampOffset,
+    TopicPartition, check_leader_epoch, producer_state_error,
 };
 use crate::config::FlushMode;
 use crate::records;
@@ -188,6 +188,7 @@ impl LocalPartition {
             let mut log = self.lock_log();
             if !log.is_poisoned() {
                 let point = log.flush().map_err(storage_error)?;
+                log.checkpoint_producer_state().map_err(storage_error)?;
                 self.high_watermark.send_if_modified(|h| {
                     let advanced = point.next_offset > *h;
                     *h = (*h).max(point.next_offset);
@@ -211,6 +212,12 @@ impl LocalPartition {
         log.purge_upto(point.index, point.term)
             .map_err(storage_error)?;
         Ok(Some(log.log_start_offset()))
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`). Blocking.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock_log()
+            .remove_expired_producers(now_ms, expiration_ms)
     }
 
     fn offsets_locked(&self, log: &PartitionLog) -> LogOffsets {
@@ -318,26 +325,49 @@ impl PartitionHandle for LocalPartition {
             self.check_open()?;
             let log = self.log.clone();
             let term = u64::try_from(self.leader_epoch()).unwrap_or(0);
+            let tp = self.tp.clone();
             let info = joined(
                 tokio::task::spawn_blocking(move || {
                     let mut log = log
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let index = log.next_index();
-                    let info = log
-                        .append(index, term, &request.batches, request.now_ms)
-                        .map_err(storage_error)?;
-                    Ok((info, log.log_start_offset()))
+                    // Check and append under one lock: producer state checks are serialised
+                    // with the appends they depend on.
+                    let appended = match request.origin {
+                        AppendOrigin::Client => {
+                            log.append_checked(index, term, &request.batches, request.now_ms)
+                        }
+                        AppendOrigin::Coordinator => log
+                            .append(index, term, &request.batches, request.now_ms)
+                            .map(CheckedAppend::Appended),
+                    };
+                    let appended = appended.map_err(|e| match e {
+                        StorageError::Producer(p) => producer_state_error(&p, &tp),
+                        other => storage_error(other),
+                    })?;
+                    Ok((appended, log.log_start_offset()))
                 })
                 .await,
             );
-            let (info, log_start_offset) = match info {
+            let (appended, log_start_offset) = match info {
                 Ok(ok) => ok,
                 Err(e) => {
                     if let PartitionError::Storage(reason) = &e {
                         self.failure.send_replace(Some(reason.clone()));
                     }
                     return Err(e);
+                }
+            };
+            let info = match appended {
+                CheckedAppend::Appended(info) => info,
+                CheckedAppend::Duplicate(batch) => {
+                    return Ok(AppendOutcome {
+                        base_offset: batch.first_offset(),
+                        last_offset: batch.last_offset,
+                        log_start_offset,
+                        duplicate_timestamp: Some(batch.timestamp),
+                    });
                 }
             };
             match self.mode {
@@ -358,6 +388,7 @@ impl PartitionHandle for LocalPartition {
                 base_offset: info.base_offset,
                 last_offset: info.last_offset,
                 log_start_offset,
+                duplicate_timestamp: None,
             })
         })
     }

@@ -260,6 +260,26 @@ impl PartitionManager {
         }
     }
 
+    /// Forgets idle idempotent producers on every partition (`producer.id.expiration.ms`).
+    pub async fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) {
+        let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
+            .values()
+            .map(|h| h.partition.clone())
+            .collect();
+        let result = tokio::task::spawn_blocking(move || {
+            partitions
+                .iter()
+                .map(|p| p.remove_expired_producers(now_ms, expiration_ms))
+                .sum::<usize>()
+        })
+        .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => info!(producers = n, "forgot idle producers"),
+            Err(e) => warn!("producer expiration task failed: {e}"),
+        }
+    }
+
     /// Flushes and closes every partition (graceful shutdown).
     pub async fn shutdown(&self) {
         let partitions: Vec<Arc<LocalPartition>> = write(&self.hosted)

@@ -8,9 +8,10 @@ pub mod manager;
 pub mod scripted;
 
 pub use handle::{
-    AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError, PartitionFuture,
-    PartitionHandle, PartitionLookup, ReadRequest, ReadResult, ReplicaState, ReplicaStates, Role,
-    TimestampOffset, TopicPartition, check_leader_epoch, check_leader_only,
+    AppendOrigin, AppendOutcome, AppendRequest, Isolation, LogOffsets, PartitionError,
+    PartitionFuture, PartitionHandle, PartitionLookup, ReadRequest, ReadResult, ReplicaState,
+    ReplicaStates, Role, TimestampOffset, TopicPartition, check_leader_epoch, check_leader_only,
+    producer_state_error,
 };
 pub use local::LocalPartition;
 pub use manager::PartitionManager;

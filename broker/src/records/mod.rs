@@ -3,8 +3,10 @@
 //! the storage crate.
 
 pub mod codec;
+pub mod key_value;
 pub mod scan;
 
+pub use key_value::{KeyValue, key_values};
 pub use scan::{
     ProducePolicy, RecordError, RecordMeta, find_by_timestamp, find_max_timestamp,
     validate_produced, walk_records,

@@ -223,14 +223,14 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-fn read_exact_byte(r: &mut impl Read) -> io::Result<u8> {
+pub(super) fn read_exact_byte(r: &mut impl Read) -> io::Result<u8> {
     let mut b = [0u8; 1];
     r.read_exact(&mut b)?;
     Ok(b[0])
 }
 
 /// A zigzag varint of up to 10 bytes.
-fn read_varlong(r: &mut impl Read) -> io::Result<i64> {
+pub(super) fn read_varlong(r: &mut impl Read) -> io::Result<i64> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let b = read_exact_byte(r)?;
@@ -246,7 +246,7 @@ fn read_varlong(r: &mut impl Read) -> io::Result<i64> {
 }
 
 /// Skips a varint-length-prefixed byte field; -1 (null) is allowed where `nullable`.
-fn skip_bytes_field(r: &mut impl Read, nullable: bool) -> io::Result<()> {
+pub(super) fn skip_bytes_field(r: &mut impl Read, nullable: bool) -> io::Result<()> {
     let len = read_varlong(r)?;
     if len == -1 && nullable {
         return Ok(());

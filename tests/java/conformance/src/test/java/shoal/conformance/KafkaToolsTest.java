@@ -96,9 +96,7 @@ class KafkaToolsTest {
     Clients.createTopic(BROKER.admin(), t, 1);
     KafkaTool.run(
             KafkaTool.CONSOLE_PRODUCER, "k1:first\nk2:second\nk3:third\n", "--bootstrap-server", bs(), "--topic", t,
-            "--property", "parse.key=true", "--property", "key.separator=:", "--compression-codec", "lz4",
-            // The console producer is idempotent by default; that path is IdempotentProducerTest's.
-            "--producer-property", "enable.idempotence=false")
+            "--property", "parse.key=true", "--property", "key.separator=:", "--compression-codec", "lz4")
         .expectSuccess();
     KafkaTool.Result consumed =
         KafkaTool.run(

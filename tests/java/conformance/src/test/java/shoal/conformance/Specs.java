@@ -19,6 +19,16 @@ final class Specs {
           .with("num.partitions", "1")
           .with("message.max.bytes", Integer.toString(MESSAGE_MAX_BYTES));
 
+  /**
+   * Consumer group scenarios: the first rebalance of a new group does not wait for more members
+   * (group.initial.rebalance.delay.ms=0, as the Kafka launcher also configures), so scenarios do
+   * not sleep through Kafka's 3 s default.
+   */
+  static final ClusterSpec GROUPS = STANDARD.with("group.initial.rebalance.delay.ms", "0");
+
+  /** Group scenarios for rack-aware assignors (KIP-881): the broker is in rack-a. */
+  static final ClusterSpec GROUPS_RACK = GROUPS.withRacks("rack-a");
+
   /** Topic auto-creation on, with 3 partitions per auto-created topic. */
   static final ClusterSpec AUTO_CREATE =
       ClusterSpec.singleNode().with("auto.create.topics.enable", "true").with("num.partitions", "3");
