@@ -339,6 +339,18 @@ fn reason(r: &Option<String>) -> &str {
 }
 
 /// Kafka's `isProtocolInconsistent`.
+/// Why a join cannot proceed at all, whoever the member is: the group was unloaded (its
+/// partition moved away), or the member speaks none of the group's protocols.
+fn join_refusal(group: &ClassicGroup, request: &JoinRequest) -> Option<E> {
+    if group.is(GroupState::Dead) {
+        Some(E::CoordinatorNotAvailable)
+    } else if !group.supports_protocols(&request.protocol_type, &request.protocols) {
+        Some(E::InconsistentGroupProtocol)
+    } else {
+        None
+    }
+}
+
 fn protocol_inconsistent(request: Option<&str>, group: Option<&str>) -> bool {
     matches!((request, group), (Some(r), Some(g)) if r != g)
 }
@@ -604,18 +616,8 @@ impl GroupShard {
         let Some(group) = self.groups.get(&request.group_id) else {
             return;
         };
-        if group.is(GroupState::Dead) {
-            out.complete_join(
-                Some(waiter),
-                JoinResponse::error(UNKNOWN_MEMBER_ID, E::CoordinatorNotAvailable),
-            );
-            return;
-        }
-        if !group.supports_protocols(&request.protocol_type, &request.protocols) {
-            out.complete_join(
-                Some(waiter),
-                JoinResponse::error(UNKNOWN_MEMBER_ID, E::InconsistentGroupProtocol),
-            );
+        if let Some(error) = join_refusal(group, request) {
+            out.complete_join(Some(waiter), JoinResponse::error(UNKNOWN_MEMBER_ID, error));
             return;
         }
         // Kafka's `generateMemberId`: the instance id or client id, '-', a random UUID.
@@ -688,18 +690,8 @@ impl GroupShard {
         let Some(group) = self.groups.get(&request.group_id) else {
             return;
         };
-        if group.is(GroupState::Dead) {
-            out.complete_join(
-                Some(waiter),
-                JoinResponse::error(member_id, E::CoordinatorNotAvailable),
-            );
-            return;
-        }
-        if !group.supports_protocols(&request.protocol_type, &request.protocols) {
-            out.complete_join(
-                Some(waiter),
-                JoinResponse::error(member_id, E::InconsistentGroupProtocol),
-            );
+        if let Some(error) = join_refusal(group, request) {
+            out.complete_join(Some(waiter), JoinResponse::error(member_id, error));
             return;
         }
         if group.is_pending_member(member_id) {
