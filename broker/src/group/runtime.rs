@@ -548,18 +548,7 @@ impl ShardTask {
                 ?completion,
                 "answering a parked request"
             );
-            match completion {
-                Completion::Join(w, r) => {
-                    if let Some(reply) = self.joins.remove(&w) {
-                        let _ = reply.send(r);
-                    }
-                }
-                Completion::Sync(w, r) => {
-                    if let Some(reply) = self.syncs.remove(&w) {
-                        let _ = reply.send(r);
-                    }
-                }
-            }
+            self.answer(completion);
         }
         let deadline = self.clock.now_ms().saturating_add(self.commit_timeout_ms);
         for d in out.on_commit {
@@ -589,22 +578,27 @@ impl ShardTask {
         Ok(())
     }
 
+    /// Answers a parked JoinGroup or SyncGroup; its client may have gone meanwhile.
+    fn answer(&mut self, completion: Completion) {
+        match completion {
+            Completion::Join(w, r) => {
+                if let Some(reply) = self.joins.remove(&w) {
+                    let _ = reply.send(r);
+                }
+            }
+            Completion::Sync(w, r) => {
+                if let Some(reply) = self.syncs.remove(&w) {
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
     /// Answers everything still waiting: the shard is going away.
     fn shutdown(&mut self) {
         let out = self.shard.unload(self.clock.now_ms());
-        for c in out.completions {
-            match c {
-                Completion::Join(w, r) => {
-                    if let Some(reply) = self.joins.remove(&w) {
-                        let _ = reply.send(r);
-                    }
-                }
-                Completion::Sync(w, r) => {
-                    if let Some(reply) = self.syncs.remove(&w) {
-                        let _ = reply.send(r);
-                    }
-                }
-            }
+        for completion in out.completions {
+            self.answer(completion);
         }
         for (_, reply) in self.joins.drain() {
             let _ = reply.send(JoinResponse::error("", ResponseError::NotCoordinator));
