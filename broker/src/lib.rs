@@ -35,7 +35,7 @@
 //! followers up to their high watermark. [`follower_fetching`] holds the node's selector and
 //! [`metrics`] (served bytes and records per role and rack, redirects), exposed over [`http`] on
 //! `metrics.listener`. [`rack_discovery`] resolves `broker.rack=auto` at startup; [`cli`] holds the
-//! `shoal partitions` command.
+//! `shoal partitions` and `shoal healthcheck` commands.
 
 pub mod admin;
 pub mod cli;

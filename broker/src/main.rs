@@ -7,16 +7,20 @@
 //!
 //! `shoal partitions --bootstrap-server host:port` prints, per partition, where consumers in
 //! each rack would read from (KIP-392), from any Kafka-compatible cluster's Metadata.
+//!
+//! `shoal healthcheck [--config FILE] [--override KEY=VALUE]...` loads the server's configuration
+//! the same way and checks that the node's listener answers and the cluster lists the node: exit
+//! status 0 healthy, 1 unhealthy, 2 bad arguments or configuration (for container health checks).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shoal_broker::cli::partitions;
+use shoal_broker::cli::{healthcheck, partitions};
 use shoal_broker::clock::{Clock, SystemClock};
 use shoal_broker::config::{self, BrokerConfig, ConfigInput, Origin};
 use shoal_broker::connection::ConnectionLimits;
@@ -67,17 +71,50 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 10_000)]
         timeout_ms: u64,
     },
+    /// Checks this node with the server's own configuration (file, then KAFKA_* environment,
+    /// then overrides): its listener answers ApiVersions, and the cluster's Metadata lists its
+    /// node.id. Exit status 0 healthy, 1 unhealthy, 2 bad arguments or configuration; the reason
+    /// on one stderr line. Opens no storage, so it runs beside the live server.
+    Healthcheck {
+        /// The server's properties file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Sets one property, as for the server (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// The listener to check (default: inter.broker.listener.name, else the first client
+        /// listener). Wildcard hosts are reached on the loopback address.
+        #[arg(long, value_name = "NAME")]
+        listener: Option<String>,
+        /// Bound on the whole check, from start to exit status.
+        #[arg(long, value_name = "MS", default_value_t = healthcheck::DEFAULT_TIMEOUT_MS,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Partitions {
-        bootstrap_server,
-        topic,
-        timeout_ms,
-    }) = &cli.command
-    {
-        return show_partitions(bootstrap_server, topic.as_deref(), *timeout_ms);
+    let started = Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match &cli.command {
+        Some(Command::Partitions {
+            bootstrap_server,
+            topic,
+            timeout_ms,
+        }) => return show_partitions(bootstrap_server, topic.as_deref(), *timeout_ms),
+        Some(Command::Healthcheck {
+            config,
+            overrides,
+            listener,
+            timeout_ms,
+        }) => {
+            let deadline = started + Duration::from_millis(*timeout_ms);
+            return run_healthcheck(config.as_deref(), overrides, listener.as_deref(), deadline);
+        }
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -88,7 +125,7 @@ fn main() -> ExitCode {
         )
         .init();
 
-    let loaded = match load_config(&cli) {
+    let loaded = match load_config(cli.config.as_deref(), &cli.overrides) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("shoal: {e:#}");
@@ -148,17 +185,89 @@ fn show_partitions(bootstrap: &str, topic: Option<&str>, timeout_ms: u64) -> Exi
     }
 }
 
-fn load_config(cli: &Cli) -> anyhow::Result<config::Loaded> {
+/// Clap's usage errors; the health check's on one line (Docker keeps the last lines of every
+/// check), the others as clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let healthcheck = std::env::args().nth(1).as_deref() == Some("healthcheck");
+    if !healthcheck || !e.use_stderr() {
+        e.exit();
+    }
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or("bad arguments");
+    eprintln!(
+        "shoal healthcheck: {}",
+        line.strip_prefix("error: ").unwrap_or(line)
+    );
+    ExitCode::from(2)
+}
+
+/// `shoal healthcheck`: exit status 0 healthy, 1 unhealthy, 2 bad arguments or configuration,
+/// within `deadline` in every case. Prints nothing when healthy, one line on stderr otherwise.
+fn run_healthcheck(
+    config_file: Option<&Path>,
+    overrides: &[String],
+    listener: Option<&str>,
+    deadline: Instant,
+) -> ExitCode {
+    let fail = |code: u8, why: &dyn std::fmt::Display| {
+        eprintln!("shoal healthcheck: {why}");
+        ExitCode::from(code)
+    };
+    // Warnings about ignored properties are the server's to log, not every check's.
+    let loaded = match load_config(config_file, overrides) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            return fail(2, &one_line(&format!("{e:#}")));
+        }
+    };
+    let target = match healthcheck::target(&loaded.config, listener) {
+        Ok(target) => target,
+        Err(e) => return fail(2, &e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let result = runtime.block_on(healthcheck::check(&target, remaining));
+    // A name lookup still running on a blocking thread must not hold the exit past the deadline.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// `invalid configuration:\n  - a\n  - b` as `invalid configuration: a; b`.
+fn one_line(text: &str) -> String {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .map(|l| l.strip_prefix("- ").unwrap_or(l))
+        .filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        first
+    } else {
+        format!("{first} {}", rest.join("; "))
+    }
+}
+
+fn load_config(config_file: Option<&Path>, overrides: &[String]) -> anyhow::Result<config::Loaded> {
     let mut input = ConfigInput::default();
-    if let Some(path) = &cli.config {
+    if let Some(path) = config_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let properties = config::properties::parse_properties(&text)
             .with_context(|| format!("in {}", path.display()))?;
-        input.add_file(path.clone(), properties);
+        input.add_file(path.to_path_buf(), properties);
     }
     input.add_env(config::env::properties_from_env(std::env::vars()));
-    for item in &cli.overrides {
+    for item in overrides {
         let (key, value) = item
             .split_once('=')
             .with_context(|| format!("--override {item}: expected KEY=VALUE"))?;

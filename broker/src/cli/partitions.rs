@@ -28,6 +28,8 @@ use crate::replica_selector::{
 
 /// The Metadata versions this command reads (v1 has racks, v7 leader epochs).
 const METADATA_VERSIONS: (i16, i16) = (1, 12);
+/// The client id of the command's requests.
+const CLIENT_ID: &str = "shoal-partitions";
 /// Largest response frame accepted.
 const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
@@ -67,6 +69,7 @@ async fn metadata_exchange(
         ApiKey::ApiVersions,
         0,
         1,
+        CLIENT_ID,
         RequestKind::ApiVersions(ApiVersionsRequest::default()),
     )
     .await?
@@ -111,6 +114,7 @@ async fn metadata_exchange(
         ApiKey::Metadata,
         version,
         2,
+        CLIENT_ID,
         RequestKind::Metadata(request),
     )
     .await?
@@ -122,11 +126,13 @@ async fn metadata_exchange(
     }
 }
 
-async fn exchange(
+/// One request and its response on `stream` (shared with [`super::healthcheck`]).
+pub(crate) async fn exchange(
     stream: &mut TcpStream,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
+    client_id: &'static str,
     body: RequestKind,
 ) -> Result<ResponseKind, PartitionsError> {
     let io = |e| PartitionsError::Io(format!("{api_key:?}"), e);
@@ -134,7 +140,7 @@ async fn exchange(
         .with_request_api_key(api_key as i16)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("shoal-partitions")));
+        .with_client_id(Some(StrBytes::from_static_str(client_id)));
     let frame =
         encode_request(&header, &body).map_err(|e| PartitionsError::Protocol(e.to_string()))?;
     stream.write_all(&frame).await.map_err(io)?;
