@@ -38,6 +38,7 @@
 //! `shoal partitions` command.
 
 pub mod admin;
+pub mod api_coverage;
 pub mod cli;
 pub mod client_rack;
 pub mod clock;

@@ -25,6 +25,7 @@ use shoal_broker::metrics;
 use shoal_broker::node::Node;
 use shoal_broker::rack_discovery;
 use shoal_broker::server::{self, BoundListener, ServerLimits};
+use shoal_broker::{api_coverage, dispatch};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -268,6 +269,12 @@ async fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
         warn!("metrics connections did not drain within {DRAIN_TIMEOUT:?}");
     }
     node.close().await;
+    if let Some(path) = std::env::var_os(api_coverage::COVERAGE_FILE_ENV) {
+        let path = std::path::PathBuf::from(path);
+        if let Err(e) = api_coverage::API_COVERAGE.append_report(&path, &dispatch::REGISTRY) {
+            warn!("cannot write the API coverage to {}: {e}", path.display());
+        }
+    }
     info!("shutdown complete");
     Ok(())
 }
