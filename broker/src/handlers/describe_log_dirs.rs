@@ -170,6 +170,10 @@ mod tests {
         }
     }
 
+    fn all() -> DescribeLogDirsRequest {
+        DescribeLogDirsRequest::default().with_topics(None)
+    }
+
     fn space(_: &Path) -> std::io::Result<DiskSpace> {
         Ok(DiskSpace {
             total_bytes: 1000,
@@ -208,7 +212,7 @@ mod tests {
             log("a", 0, "/d1", 5),
             log("b", 0, "/d1", 9),
         ];
-        let response = handle(&dirs, &logs, space, &DescribeLogDirsRequest::default(), 4);
+        let response = handle(&dirs, &logs, space, &all(), 4);
         assert_eq!(
             summary(&response),
             vec![
@@ -259,13 +263,7 @@ mod tests {
         let mut ahead = log("a", 1, "/d1", 1);
         ahead.log_end = 9;
         ahead.high_watermark = 3;
-        let response = handle(
-            &dirs,
-            &[behind, ahead],
-            space,
-            &DescribeLogDirsRequest::default(),
-            4,
-        );
+        let response = handle(&dirs, &[behind, ahead], space, &all(), 4);
         let lags: Vec<i64> = response.results[0].topics[0]
             .partitions
             .iter()
@@ -278,13 +276,7 @@ mod tests {
     fn an_unreadable_directory_answers_storage_error() {
         let dirs = [PathBuf::from("/d1")];
         let failing = |_: &Path| Err(std::io::Error::other("gone"));
-        let response = handle(
-            &dirs,
-            &[log("a", 0, "/d1", 1)],
-            failing,
-            &DescribeLogDirsRequest::default(),
-            4,
-        );
+        let response = handle(&dirs, &[log("a", 0, "/d1", 1)], failing, &all(), 4);
         assert_eq!(
             summary(&response),
             vec![(

@@ -237,9 +237,9 @@ mod tests {
                 fenced: false,
             }))
             .unwrap()
-            .apply(&topic(1, "b", 2))
+            .apply(&topic(101, "b", 2))
             .unwrap()
-            .apply(&topic(2, "a", 1))
+            .apply(&topic(102, "a", 1))
             .unwrap()
     }
 
