@@ -12,15 +12,16 @@ use crate::connection::{ConnectionInfo, Reply, RequestHandler};
 use crate::group::shard::RequestContext;
 use crate::handlers::{
     alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_topics,
-    describe_cluster, describe_configs, describe_groups, describe_log_dirs, elect_leaders, fetch,
-    find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
-    leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete, offset_fetch,
-    offset_for_leader_epoch, produce, sync_group,
+    describe_cluster, describe_configs, describe_groups, describe_log_dirs,
+    describe_topic_partitions, elect_leaders, fetch, find_coordinator, heartbeat,
+    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch,
+    produce, sync_group,
 };
 use crate::node::Node;
 
 /// Every implemented API, in key order.
-pub static APIS: [ApiSupport; 27] = [
+pub static APIS: [ApiSupport; 28] = [
     produce::SUPPORT,
     fetch::SUPPORT,
     list_offsets::SUPPORT,
@@ -48,6 +49,7 @@ pub static APIS: [ApiSupport; 27] = [
     incremental_alter_configs::SUPPORT,
     offset_delete::SUPPORT,
     describe_cluster::SUPPORT,
+    describe_topic_partitions::SUPPORT,
 ];
 
 /// The registry ApiVersions advertises and requests are checked against.
@@ -206,6 +208,12 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
                 Ok(response) => Reply::now(ResponseKind::DescribeLogDirs(response)),
                 Err(e) => Reply::Close(format!("DescribeLogDirs task failed: {e}")),
             }
+        }
+        RequestKind::DescribeTopicPartitions(req) => {
+            let image = node.metadata.image();
+            Reply::now(ResponseKind::DescribeTopicPartitions(
+                describe_topic_partitions::handle(&image, &connection.listener, &req),
+            ))
         }
         RequestKind::ElectLeaders(req) => {
             let image = node.metadata.image();
