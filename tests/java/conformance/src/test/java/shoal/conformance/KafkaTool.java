@@ -17,6 +17,8 @@ final class KafkaTool {
   static final String CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer";
   static final String CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer";
   static final String GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell";
+  static final String LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand";
+  static final String LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand";
   static final String CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
   private KafkaTool() {}
