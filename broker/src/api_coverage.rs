@@ -70,15 +70,15 @@ impl ApiCoverage {
         out
     }
 
-    /// The report: one `advertised KEY MIN MAX` line per registered API, then one
+    /// The report: one `advertised KEY NAME MIN MAX` line per registered API, then one
     /// `exercised KEY VERSION COUNT` line per version served.
     pub fn report(&self, registry: &ApiRegistry) -> String {
         let mut text = String::new();
         for api in registry.apis() {
             let _ = writeln!(
                 text,
-                "advertised {} {} {}",
-                api.key as i16, api.min_version, api.max_version
+                "advertised {} {:?} {} {}",
+                api.key as i16, api.key, api.min_version, api.max_version
             );
         }
         for (key, version, count) in self.counts() {
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(coverage.counts(), vec![(0, 12, 2), (18, 3, 1)]);
         assert_eq!(
             coverage.report(&ApiRegistry::new(&APIS)),
-            "advertised 0 3 12\nadvertised 18 0 4\nexercised 0 12 2\nexercised 18 3 1\n"
+            "advertised 0 Produce 3 12\nadvertised 18 ApiVersions 0 4\nexercised 0 12 2\nexercised 18 3 1\n"
         );
     }
 
