@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         return show_partitions(bootstrap_server, topic.as_deref(), *timeout_ms);
     }
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -166,6 +166,24 @@ fn load_config(cli: &Cli) -> anyhow::Result<config::Loaded> {
         input.set(key.trim(), value, Origin::Flag);
     }
     Ok(config::broker::load(&input, &hostname())?)
+}
+
+/// Standard error for log lines, dropping what cannot be written. When the reader of the broker's
+/// output goes away (a supervisor that closed its pipe), tracing-subscriber would report every
+/// failed write with `eprintln!`, which panics on the broken pipe: the broker would crash on its
+/// next log line, typically in the middle of a graceful shutdown.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// The host name advertised for listeners without a host (Kafka uses the canonical host name).
