@@ -38,6 +38,10 @@ class ListOffsetsErrorsTest {
         .setCurrentLeaderEpoch(currentLeaderEpoch);
   }
 
+  /**
+   * The answers sorted by partition: Kafka collects them in a hash map keyed by topic-partition,
+   * so their order on the wire is not part of the contract.
+   */
   private static List<ListOffsetsPartitionResponse> list(String topic, ListOffsetsPartition... partitions)
       throws IOException {
     ListOffsetsRequest request =
@@ -48,7 +52,9 @@ class ListOffsetsErrorsTest {
       ListOffsetsResponse response = c.roundTrip(request);
       assertEquals(1, response.data().topics().size(), response.toString());
       assertEquals(topic, response.data().topics().get(0).name());
-      return response.data().topics().get(0).partitions();
+      return response.data().topics().get(0).partitions().stream()
+          .sorted(java.util.Comparator.comparingInt(ListOffsetsPartitionResponse::partitionIndex))
+          .toList();
     }
   }
 
@@ -132,6 +138,7 @@ class ListOffsetsErrorsTest {
             .stream()
             .map(ListOffsetsErrorsTest::answer)
             .toList();
-    assertEquals(List.of(failed(0, Errors.INVALID_REQUEST), failed(0, Errors.INVALID_REQUEST)), answers);
+    // One answer per distinct partition.
+    assertEquals(List.of(failed(0, Errors.INVALID_REQUEST)), answers);
   }
 }
