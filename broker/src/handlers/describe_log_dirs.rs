@@ -181,7 +181,10 @@ mod tests {
         })
     }
 
-    fn summary(response: &DescribeLogDirsResponse) -> Vec<(String, i16, Vec<(String, i32, i64)>)> {
+    /// (log dir, error, [(topic, partition, size)]) per directory.
+    type Summary = Vec<(String, i16, Vec<(String, i32, i64)>)>;
+
+    fn summary(response: &DescribeLogDirsResponse) -> Summary {
         response
             .results
             .iter()

@@ -223,9 +223,9 @@ mod tests {
     }
 
     /// (name, error, partition indexes) per topic, and the next cursor.
-    fn summary(
-        response: &DescribeTopicPartitionsResponse,
-    ) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+    type Summary = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+    fn summary(response: &DescribeTopicPartitionsResponse) -> Summary {
         (
             response
                 .topics
