@@ -12,7 +12,8 @@ use crate::connection::{ConnectionInfo, Reply, RequestHandler};
 use crate::group::shard::RequestContext;
 use crate::handlers::{
     alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_topics,
-    describe_cluster, describe_configs, describe_groups, fetch, find_coordinator, heartbeat,
+    describe_cluster, describe_configs, describe_groups, describe_log_dirs,
+    describe_topic_partitions, elect_leaders, fetch, find_coordinator, heartbeat,
     incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
     list_offsets, metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch,
     produce, sync_group,
@@ -20,7 +21,7 @@ use crate::handlers::{
 use crate::node::Node;
 
 /// Every implemented API, in key order.
-pub static APIS: [ApiSupport; 25] = [
+pub static APIS: [ApiSupport; 28] = [
     produce::SUPPORT,
     fetch::SUPPORT,
     list_offsets::SUPPORT,
@@ -41,11 +42,14 @@ pub static APIS: [ApiSupport; 25] = [
     offset_for_leader_epoch::SUPPORT,
     describe_configs::SUPPORT,
     alter_configs::SUPPORT,
+    describe_log_dirs::SUPPORT,
     create_partitions::SUPPORT,
     delete_groups::SUPPORT,
+    elect_leaders::SUPPORT,
     incremental_alter_configs::SUPPORT,
     offset_delete::SUPPORT,
     describe_cluster::SUPPORT,
+    describe_topic_partitions::SUPPORT,
 ];
 
 /// The registry ApiVersions advertises and requests are checked against.
@@ -69,6 +73,7 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
     let version = request.api_version;
     let api_key = request.api_key;
     let node_id = node.config.node_id;
+    crate::api_coverage::API_COVERAGE.record(api_key, version);
     let client = || RequestContext {
         client_id: request
             .header
@@ -185,6 +190,38 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
         RequestKind::InitProducerId(req) => Reply::now(ResponseKind::InitProducerId(
             init_producer_id::handle(&node.producer_ids, &req, version).await,
         )),
+        RequestKind::DescribeLogDirs(req) => {
+            let partitions = node.partitions.clone();
+            let log_dirs = node.config.log_dirs.clone();
+            let response = tokio::task::spawn_blocking(move || {
+                let logs = describe_log_dirs::hosted_logs(&partitions);
+                describe_log_dirs::handle(
+                    &log_dirs,
+                    &logs,
+                    describe_log_dirs::disk_space,
+                    &req,
+                    version,
+                )
+            })
+            .await;
+            match response {
+                Ok(response) => Reply::now(ResponseKind::DescribeLogDirs(response)),
+                Err(e) => Reply::Close(format!("DescribeLogDirs task failed: {e}")),
+            }
+        }
+        RequestKind::DescribeTopicPartitions(req) => {
+            let image = node.metadata.image();
+            Reply::now(ResponseKind::DescribeTopicPartitions(
+                describe_topic_partitions::handle(&image, &connection.listener, &req),
+            ))
+        }
+        RequestKind::ElectLeaders(req) => {
+            let image = node.metadata.image();
+            let elector = elect_leaders::ImageElector { image: &image };
+            Reply::now(ResponseKind::ElectLeaders(
+                elect_leaders::handle(&image, &elector, &req, version).await,
+            ))
+        }
         // The registry check in the protocol layer lets only the APIs above through.
         _ => Reply::Close(format!("no handler for {api_key:?}")),
     }

@@ -28,6 +28,8 @@
 //! crate's log and is checked on the append path.
 //!
 //! [`kafka_error`] is the one place where internal errors become Kafka error codes.
+//! [`api_coverage`] counts the requests [`dispatch`] serves per (API, version) and, for the
+//! conformance suites, reports them with the registry on shutdown.
 //!
 //! Follower fetching (KIP-392): [`replica_selector`] decides, as plain functions, which replica a
 //! consumer should read from; the Fetch handler asks it on partition leaders, with the client's
@@ -38,6 +40,7 @@
 //! `shoal partitions` and `shoal healthcheck` commands.
 
 pub mod admin;
+pub mod api_coverage;
 pub mod cli;
 pub mod client_rack;
 pub mod clock;

@@ -29,6 +29,7 @@ use shoal_broker::metrics;
 use shoal_broker::node::Node;
 use shoal_broker::rack_discovery;
 use shoal_broker::server::{self, BoundListener, ServerLimits};
+use shoal_broker::{api_coverage, dispatch};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -117,7 +118,7 @@ fn main() -> ExitCode {
         None => {}
     }
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -276,6 +277,24 @@ fn load_config(config_file: Option<&Path>, overrides: &[String]) -> anyhow::Resu
     Ok(config::broker::load(&input, &hostname())?)
 }
 
+/// Standard error for log lines, dropping what cannot be written. When the reader of the broker's
+/// output goes away (a supervisor that closed its pipe), tracing-subscriber would report every
+/// failed write with `eprintln!`, which panics on the broken pipe: the broker would crash on its
+/// next log line, typically in the middle of a graceful shutdown.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 /// The host name advertised for listeners without a host (Kafka uses the canonical host name).
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -377,6 +396,12 @@ async fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
         warn!("metrics connections did not drain within {DRAIN_TIMEOUT:?}");
     }
     node.close().await;
+    if let Some(path) = std::env::var_os(api_coverage::COVERAGE_FILE_ENV) {
+        let path = std::path::PathBuf::from(path);
+        if let Err(e) = api_coverage::API_COVERAGE.append_report(&path, &dispatch::REGISTRY) {
+            warn!("cannot write the API coverage to {}: {e}", path.display());
+        }
+    }
     info!("shutdown complete");
     Ok(())
 }

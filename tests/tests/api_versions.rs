@@ -46,11 +46,14 @@ const ADVERTISED: &[(i16, i16, i16)] = &[
     (23, 2, 4),
     (32, 1, 4),
     (33, 0, 2),
+    (35, 1, 4),
     (37, 0, 3),
     (42, 0, 2),
+    (43, 0, 2),
     (44, 0, 1),
     (47, 0, 0),
     (60, 0, 1),
+    (75, 0, 0),
 ];
 
 /// Kafka's error codes the group requests below are answered with (they ask about groups that
@@ -58,6 +61,8 @@ const ADVERTISED: &[(i16, i16, i16)] = &[
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const MEMBER_ID_REQUIRED: i16 = 79;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+/// ElectLeaders on one node: the only replica already leads.
+const ELECTION_NOT_NEEDED: i16 = 84;
 
 fn group(s: &str) -> GroupId {
     GroupId(StrBytes::from_string(s.to_string()))
@@ -362,6 +367,27 @@ fn request(key: ApiKey, version: i16, topic_id: Uuid, tag: &str) -> RequestKind 
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
         ),
+        ApiKey::DescribeLogDirs => {
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(None))
+        }
+        ApiKey::ElectLeaders => {
+            let mut r = ElectLeadersRequest::default()
+                .with_timeout_ms(5000)
+                .with_topic_partitions(Some(vec![
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(name("v"))
+                        .with_partitions(vec![0]),
+                ]));
+            if version >= 1 {
+                r.election_type = 0;
+            }
+            RequestKind::ElectLeaders(r)
+        }
+        ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsRequest::default().with_topics(vec![
+                describe_topic_partitions_request::TopicRequest::default().with_name(name("v")),
+            ]),
+        ),
         other => panic!("no request for {other:?}"),
     }
 }
@@ -373,6 +399,7 @@ fn expected_errors(api: ApiKey, version: i16) -> Option<Vec<i16>> {
         ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup => Some(vec![UNKNOWN_MEMBER_ID]),
         ApiKey::DeleteGroups | ApiKey::OffsetDelete => Some(vec![GROUP_ID_NOT_FOUND]),
         ApiKey::DescribeGroups if version >= 6 => Some(vec![GROUP_ID_NOT_FOUND]),
+        ApiKey::ElectLeaders => Some(vec![ELECTION_NOT_NEEDED]),
         _ => None,
     }
 }
@@ -441,6 +468,18 @@ fn errors(response: &ResponseKind) -> Vec<i16> {
         ResponseKind::DeleteGroups(r) => r.results.iter().map(|g| g.error_code).collect(),
         ResponseKind::OffsetDelete(r) => vec![r.error_code],
         ResponseKind::InitProducerId(r) => vec![r.error_code],
+        ResponseKind::DescribeLogDirs(r) => std::iter::once(r.error_code)
+            .chain(r.results.iter().map(|d| d.error_code))
+            .collect(),
+        ResponseKind::ElectLeaders(r) => std::iter::once(r.error_code)
+            .filter(|c| *c != 0)
+            .chain(
+                r.replica_election_results
+                    .iter()
+                    .flat_map(|t| t.partition_result.iter().map(|p| p.error_code)),
+            )
+            .collect(),
+        ResponseKind::DescribeTopicPartitions(r) => r.topics.iter().map(|t| t.error_code).collect(),
         other => panic!("unexpected response {other:?}"),
     }
 }

@@ -112,12 +112,17 @@ fn broker_synonym_chain(view: &ConfigView<'_>, name: &str, defaults_only: bool) 
         ConfigSource::StaticBroker,
         ConfigSource::Default,
     ] {
-        if defaults_only && source != ConfigSource::DynamicDefaultBroker {
-            continue;
-        }
         for chain in &chains {
             out.extend(chain.iter().filter(|s| s.source == source).cloned());
         }
+    }
+    // Kafka's `configSynonyms` ends with `dropWhile(_.name != name)`: the synonyms of a name start
+    // at its own first value, so `log.retention.hours` does not list a dynamic
+    // `log.retention.ms`, and an unset `log.roll.ms` lists nothing.
+    let own = out.iter().position(|s| s.name == name).unwrap_or(out.len());
+    out.drain(..own);
+    if defaults_only {
+        out.retain(|s| s.source == ConfigSource::DynamicDefaultBroker);
     }
     out
 }
@@ -157,9 +162,20 @@ mod tests {
             .iter()
             .find(|c| c.name == "log.retention.ms")
             .unwrap();
+        // Unset itself: a static log.retention.hours is not its synonym (Kafka's dropWhile).
         assert_eq!(ms.value, None);
-        assert_eq!(ms.source, ConfigSource::StaticBroker);
+        assert_eq!(ms.source, ConfigSource::Default);
+        assert!(ms.synonyms.is_empty());
         assert!(!ms.read_only);
+        let hours = broker
+            .iter()
+            .find(|c| c.name == "log.retention.hours")
+            .unwrap();
+        assert_eq!(hours.source, ConfigSource::StaticBroker);
+        assert_eq!(
+            hours.synonyms.iter().map(|s| s.source).collect::<Vec<_>>(),
+            vec![ConfigSource::StaticBroker, ConfigSource::Default]
+        );
         let hours = broker.iter().find(|c| c.name == "node.id").unwrap();
         assert!(hours.read_only);
         assert!(describe_broker_defaults(&view).is_empty());

@@ -2,7 +2,7 @@
 //! partition leader answers, except for the debugging replica id (Kafka's
 //! `ReplicaManager.fetchOffset`); consumers asking a follower get `NOT_LEADER_OR_FOLLOWER`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use shoal_protocol::error_code::ResponseError;
 use shoal_protocol::kafka_protocol::messages::list_offsets_response::{
@@ -73,11 +73,17 @@ pub async fn handle(
     } else {
         0
     });
-    let mut topics = Vec::with_capacity(request.topics.len());
+    // Kafka answers each distinct partition once, grouped by topic (its answers are a map keyed
+    // by topic-partition): a partition asked twice gets one INVALID_REQUEST answer.
+    let mut answered: HashSet<(String, i32)> = HashSet::new();
+    let mut topics: Vec<ListOffsetsTopicResponse> = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = topic.name.to_string();
         let mut responses = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
+            if !answered.insert((name.clone(), p.partition_index)) {
+                continue;
+            }
             let current_epoch =
                 (version >= 4 && p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
             let result: Result<Option<TimestampOffset>, ResponseError> =
@@ -117,11 +123,17 @@ pub async fn handle(
             }
             responses.push(response);
         }
-        topics.push(
-            ListOffsetsTopicResponse::default()
-                .with_name(topic.name.clone())
-                .with_partitions(responses),
-        );
+        if responses.is_empty() {
+            continue;
+        }
+        match topics.iter_mut().find(|t| t.name == topic.name) {
+            Some(existing) => existing.partitions.extend(responses),
+            None => topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(responses),
+            ),
+        }
     }
     ListOffsetsResponse::default().with_topics(topics)
 }
@@ -272,6 +284,46 @@ mod tests {
             list(Role::Follower, -2, LATEST, 3).await,
             0,
             "the debugging replica id may ask any replica"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partition_asked_twice_is_answered_once_with_invalid_request() {
+        let (partitions, image) = hosted(Role::Leader);
+        let topic = |indexes: &[i32]| {
+            ListOffsetsTopic::default()
+                .with_name(crate::handlers::s("t").into())
+                .with_partitions(
+                    indexes
+                        .iter()
+                        .map(|i| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*i)
+                                .with_timestamp(LATEST)
+                        })
+                        .collect(),
+                )
+        };
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![topic(&[0, 0]), topic(&[0, 5])]);
+        let response = handle(&partitions, &image, request, 7).await;
+        let answers: Vec<Vec<(i32, i16)>> = response
+            .topics
+            .iter()
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.error_code))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            vec![vec![
+                (0, ResponseError::InvalidRequest.code()),
+                (5, ResponseError::UnknownTopicOrPartition.code())
+            ]]
         );
     }
 

@@ -158,6 +158,11 @@ impl LocalPartition {
         &self.dir
     }
 
+    /// Bytes of the log's segments (Kafka's `UnifiedLog.size`).
+    pub fn size_bytes(&self) -> u64 {
+        self.lock_log().size_bytes()
+    }
+
     /// The log configuration it was opened with.
     pub fn log_config(&self) -> &LogConfig {
         &self.config

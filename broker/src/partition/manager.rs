@@ -87,6 +87,14 @@ impl PartitionManager {
         }
     }
 
+    /// Every open partition.
+    pub fn hosted(&self) -> Vec<Arc<LocalPartition>> {
+        read(&self.hosted)
+            .values()
+            .map(|h| h.partition.clone())
+            .collect()
+    }
+
     /// How many partitions are open.
     pub fn len(&self) -> usize {
         read(&self.hosted).len()

@@ -17,6 +17,8 @@ final class KafkaTool {
   static final String CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer";
   static final String CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer";
   static final String GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell";
+  static final String LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand";
+  static final String LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand";
   static final String CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
   private KafkaTool() {}
@@ -43,10 +45,31 @@ final class KafkaTool {
     }
   }
 
+  /**
+   * JVM options for a class-data-sharing archive per tool: the first run of a tool dumps the
+   * classes it loaded, later runs map them instead of loading them again (about half of a tool's
+   * start-up). An archive that no longer matches the classpath is ignored by the JVM; logging is
+   * off so that CDS warnings never mix with a tool's output.
+   */
+  private static List<String> classDataSharing(String mainClass) {
+    Path dir = Paths.get(System.getProperty("kafka.tools.cds.dir", "target/kafka-tools-cds"));
+    try {
+      Files.createDirectories(dir);
+    } catch (IOException e) {
+      return List.of();
+    }
+    Path archive = dir.resolve(mainClass + ".jsa");
+    String option =
+        Files.isRegularFile(archive) ? "-XX:SharedArchiveFile=" + archive : "-XX:ArchiveClassesAtExit=" + archive;
+    return List.of("-Xlog:disable", "-Xlog:all=off", option);
+  }
+
   static Result run(String mainClass, String stdin, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(List.of("-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", classpath(), mainClass));
+    cmd.addAll(List.of("-Xmx256m", "-XX:TieredStopAtLevel=1"));
+    cmd.addAll(classDataSharing(mainClass));
+    cmd.addAll(List.of("-cp", classpath(), mainClass));
     cmd.addAll(List.of(args));
     try {
       Path out = Files.createTempFile("kafka-tool-", ".out");

@@ -2,6 +2,7 @@ package shoal.conformance.broker;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -117,7 +118,12 @@ public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
 
     @Override
     Map<String, String> environment() {
-      return Map.of("RUST_BACKTRACE", "1");
+      // Where the broker appends the (API, version) pairs it served when it stops (see
+      // tests/README.md); otherwise SHOAL_API_COVERAGE_FILE is inherited from the environment.
+      String coverage = System.getProperty("shoal.api.coverage.file", "");
+      return coverage.isEmpty()
+          ? Map.of("RUST_BACKTRACE", "1")
+          : Map.of("RUST_BACKTRACE", "1", "SHOAL_API_COVERAGE_FILE", Paths.get(coverage).toAbsolutePath().toString());
     }
   }
 }
