@@ -98,6 +98,10 @@
 
 pub mod batch_builder;
 mod checkpoint;
+pub mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
+mod compression;
 pub mod clock;
 mod config;
 mod entry_index;
@@ -123,7 +127,8 @@ mod time_index;
 
 pub use batch_builder::{BatchBuilder, RecordHeader, control_record_key, control_type};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{FlushPolicy, LogConfig};
+pub use cleaner::{CleanOutput, CleanPlan, CleanStats, CleanerLimits};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{Error, Result};
 pub use file_system::{DirLock, FileHandle, FileSystem, LOCK_FILE, OpenMode, RealFile, RealFs};
 pub use flush::{DurableListener, DurablePoint, Flusher, PendingFlush, SyncedFlush};
