@@ -55,6 +55,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::PartitionLog;
 use crate::checkpoint;
 use crate::compression;
 use crate::entry_index::{self, EntriesHeader, EntryRecord};
@@ -70,7 +71,6 @@ use crate::segment::{
     ENTRIES_EXT, IndexBuilder, LOG_EXT, OFFSET_INDEX_EXT, Segment, SparseIndexes, TIME_INDEX_EXT,
     file_name,
 };
-use crate::PartitionLog;
 
 /// The cleaner checkpoint: the first dirty offset.
 pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset.checkpoint";
@@ -223,7 +223,8 @@ impl PartitionLog {
                 break;
             }
             if self.config.min_compaction_lag_ms > 0
-                && now_ms.saturating_sub(largest_timestamp(seg)?) < self.config.min_compaction_lag_ms
+                && now_ms.saturating_sub(largest_timestamp(seg)?)
+                    < self.config.min_compaction_lag_ms
             {
                 break;
             }
@@ -474,7 +475,10 @@ impl CleanPlan {
         let fs = self.fs.as_ref();
         let first = &sources[0];
         let base = first.base_offset;
-        let path = |ext: &str| self.dir.join(format!("{}{CLEANED_SUFFIX}", file_name(base, ext)));
+        let path = |ext: &str| {
+            self.dir
+                .join(format!("{}{CLEANED_SUFFIX}", file_name(base, ext)))
+        };
         let log_path = path(LOG_EXT);
         let log_file = fs
             .open(&log_path, OpenMode::CreateTruncate)
@@ -655,7 +659,7 @@ pub(crate) struct RecordView<'a> {
     pub(crate) offset: i64,
     pub(crate) timestamp: i64,
     pub(crate) key: Option<&'a [u8]>,
-    pub(crate) has_value: bool,
+    pub(crate) value: Option<&'a [u8]>,
 }
 
 fn keep_record(
@@ -673,7 +677,7 @@ fn keep_record(
     {
         return false;
     }
-    r.has_value || !drop_tombstones
+    r.value.is_some() || !drop_tombstones
 }
 
 fn read_varlong(buf: &[u8], at: &mut usize) -> std::result::Result<i64, String> {
@@ -726,12 +730,21 @@ fn walk_records<'a>(
             Some(k)
         };
         let value_len = read_varint(body, &mut p)?;
+        let value = if value_len < 0 {
+            None
+        } else {
+            let end = p
+                .checked_add(value_len as usize)
+                .filter(|e| *e <= body.len())
+                .ok_or("value runs past the record")?;
+            Some(&body[p..end])
+        };
         f(
             RecordView {
                 offset: h.base_offset + i64::from(offset_delta),
                 timestamp: h.first_timestamp.saturating_add(ts_delta),
                 key,
-                has_value: value_len >= 0,
+                value,
             },
             start..body_end,
         );
@@ -832,8 +845,7 @@ fn filter_batch(
     }
     let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| "batch too large")?;
     out[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
-    out[RECORD_COUNT_AT..RECORD_COUNT_AT + 4]
-        .copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    out[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&(kept.len() as i32).to_be_bytes());
     record_batch::write_crc(out);
     Ok(FilterOutcome {
         unchanged: false,
@@ -875,12 +887,7 @@ fn swap_group_files(fs: &dyn FileSystem, dir: &Path, g: &CleanedGroup) -> Result
 }
 
 /// Deletes the segments a swap replaces (newest first) and renames its files into place.
-fn complete_swap(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    base: i64,
-    replaced: &[i64],
-) -> Result<()> {
+fn complete_swap(fs: &dyn FileSystem, dir: &Path, base: i64, replaced: &[i64]) -> Result<()> {
     for &b in replaced.iter().rev() {
         Segment::remove_files(fs, dir, b)?;
     }
@@ -903,7 +910,12 @@ fn open_cleaned_segment(
     g: &CleanedGroup,
     index_interval: u64,
 ) -> Result<Segment> {
-    let log = MappedFile::open(fs, &Segment::path(dir, g.base_offset, LOG_EXT), g.log_len, 0)?;
+    let log = MappedFile::open(
+        fs,
+        &Segment::path(dir, g.base_offset, LOG_EXT),
+        g.log_len,
+        0,
+    )?;
     let entries_len = entry_index::file_len_for(g.entry_count);
     let entries = MappedFile::open(
         fs,
@@ -971,7 +983,9 @@ pub(crate) fn complete_interrupted_swaps(
     }
     for name in names {
         if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
-            let base = stem.split_once('.').and_then(|(b, _)| b.parse::<i64>().ok());
+            let base = stem
+                .split_once('.')
+                .and_then(|(b, _)| b.parse::<i64>().ok());
             if base.is_none_or(|b| !swaps.contains(&b)) {
                 // Renamed to `.swap` before the `.log` was: the clean never took effect.
                 remove_if_present(fs, &dir.join(name))?;

@@ -22,9 +22,7 @@ fn corrupt(msg: impl Into<String>) -> io::Error {
 
 fn read_bounded(mut r: impl Read, limit: usize) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    r.by_ref()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)?;
+    r.by_ref().take(limit as u64 + 1).read_to_end(&mut out)?;
     if out.len() > limit {
         return Err(corrupt(format!(
             "records decompress to more than {limit} bytes"
@@ -125,7 +123,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_and_decompression_is_bounded() {
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect();
         for codec in [
             Compression::None,
             Compression::Gzip,
@@ -134,8 +134,15 @@ mod tests {
             Compression::Zstd,
         ] {
             let packed = compress(codec, &data).unwrap();
-            assert_eq!(decompress(codec, &packed, data.len()).unwrap(), data, "{codec:?}");
-            assert!(decompress(codec, &packed, data.len() - 1).is_err(), "{codec:?}");
+            assert_eq!(
+                decompress(codec, &packed, data.len()).unwrap(),
+                data,
+                "{codec:?}"
+            );
+            assert!(
+                decompress(codec, &packed, data.len() - 1).is_err(),
+                "{codec:?}"
+            );
         }
         let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
         assert_eq!(

@@ -101,8 +101,8 @@ mod checkpoint;
 pub mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
-mod compression;
 pub mod clock;
+mod compression;
 mod config;
 mod entry_index;
 mod error;
@@ -126,8 +126,8 @@ mod segment;
 mod time_index;
 
 pub use batch_builder::{BatchBuilder, RecordHeader, control_record_key, control_type};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use cleaner::{CleanOutput, CleanPlan, CleanStats, CleanerLimits};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{Error, Result};
 pub use file_system::{DirLock, FileHandle, FileSystem, LOCK_FILE, OpenMode, RealFile, RealFs};
