@@ -126,7 +126,10 @@ struct Source {
     end_offset: i64,
     first_index: u64,
     prev_term: Option<u64>,
-    entries: Vec<EntryRecord>,
+    /// A copy of the `.entries` file (a memcpy under the lock; records are decoded and checked
+    /// without it). Not a mapping: truncation may cut a sealed segment's `.entries` file.
+    entries: Vec<u8>,
+    entry_count: u64,
     data: Bytes,
     /// Tombstones in this segment may go (cleaned before, and old enough).
     drop_tombstones: bool,
@@ -272,10 +275,14 @@ impl PartitionLog {
         let horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
         let mut sources = Vec::with_capacity(limit);
         for (i, seg) in self.segments[..limit].iter().enumerate() {
-            let mut entries = Vec::with_capacity(seg.entry_count as usize);
-            for slot in 0..seg.entry_count {
-                entries.push(seg.record(slot)?);
-            }
+            let entries = seg
+                .entries
+                .published()?
+                .get(..entry_index::file_len_for(seg.entry_count) as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(seg.entries.path(), 0, "entry index shorter than its entries")
+                })?
+                .to_vec();
             let end = ends(i);
             sources.push(Source {
                 base_offset: seg.base_offset,
@@ -284,6 +291,7 @@ impl PartitionLog {
                 prev_term: seg.prev_term,
                 data: seg.bytes(0, seg.log.len())?,
                 entries,
+                entry_count: seg.entry_count,
                 drop_tombstones: end <= first_dirty && largest_timestamp(seg)? < horizon,
             });
         }
@@ -505,8 +513,15 @@ impl CleanPlan {
         let rel = |o: i64| (o - base).clamp(0, i64::from(u32::MAX)) as u32;
         for src in sources {
             stats.bytes_read += src.data.len() as u64;
-            for (slot, rec) in src.entries.iter().enumerate() {
-                let index_of = src.first_index + slot as u64;
+            for slot in 0..src.entry_count {
+                let index_of = src.first_index + slot;
+                let rec = EntryRecord::decode(&src.entries, slot, index_of).ok_or_else(|| {
+                    Error::corrupt(
+                        Segment::path(&self.dir, src.base_offset, ENTRIES_EXT),
+                        entry_index::file_len_for(slot),
+                        format!("entry record {index_of} fails its checksum"),
+                    )
+                })?;
                 let entry_start = out.position();
                 let mut pos = rec.position as usize;
                 let end = rec.end_position() as usize;
