@@ -23,7 +23,9 @@
 //! Kafka. Records without a key are dropped (Kafka rejects them on compacted topics and its
 //! cleaner discards any left). A tombstone (null value) survives until its segment has been
 //! cleaned once and the segment's newest timestamp is more than `delete.retention.ms` in the
-//! past. Control batches are kept as they are.
+//! past. Control batches are kept as they are. A pass also runs, whatever the dirty ratio, once
+//! the tombstones kept by the last pass may go (Kafka cleans logs whose delete horizon passed);
+//! that horizon is kept in memory, so after a restart it waits for the next pass.
 //!
 //! # Batches keep their place (the decision that keeps Raft entries valid)
 //! Offsets never change. Every batch keeps its header's `baseOffset`, `lastOffsetDelta`,
@@ -115,6 +117,8 @@ pub struct CleanStats {
     pub records_removed: u64,
     /// Batches left without records (kept as empty headers).
     pub emptied_batches: u64,
+    /// Tombstones dropped (past `delete.retention.ms`).
+    pub tombstones_removed: u64,
     /// The new first dirty offset.
     pub first_dirty_offset: i64,
 }
@@ -147,6 +151,8 @@ pub struct CleanPlan {
     group_bytes: u64,
     index_interval: u64,
     limits: CleanerLimits,
+    delete_retention_ms: i64,
+    now_ms: i64,
 }
 
 /// One rewritten group, written to `.cleaned` files.
@@ -163,6 +169,8 @@ struct CleanedGroup {
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
     first_batch_timestamp: Option<i64>,
+    /// When the tombstones this group keeps may go (`None`: it keeps none).
+    tombstone_horizon: Option<i64>,
 }
 
 /// The result of [`CleanPlan::run`], for [`PartitionLog::finish_clean`].
@@ -238,7 +246,8 @@ impl PartitionLog {
         }
         let cleanable_end = self.segments[limit].base_offset;
         let first_dirty = self.first_dirty_offset();
-        if first_dirty >= cleanable_end {
+        let tombstones_due = self.tombstone_horizon.is_some_and(|h| now_ms > h);
+        if first_dirty >= cleanable_end && !tombstones_due {
             return Ok(None);
         }
         let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
@@ -269,7 +278,9 @@ impl PartitionLog {
             now_ms.saturating_sub(t) > self.config.max_compaction_lag_ms
                 && self.config.max_compaction_lag_ms < i64::MAX
         });
-        if dirty_bytes == 0 || (ratio < self.config.min_cleanable_dirty_ratio && !overdue) {
+        let by_dirt =
+            dirty_bytes > 0 && (ratio >= self.config.min_cleanable_dirty_ratio || overdue);
+        if !by_dirt && !tombstones_due {
             return Ok(None);
         }
         let horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
@@ -280,7 +291,11 @@ impl PartitionLog {
                 .published()?
                 .get(..entry_index::file_len_for(seg.entry_count) as usize)
                 .ok_or_else(|| {
-                    Error::corrupt(seg.entries.path(), 0, "entry index shorter than its entries")
+                    Error::corrupt(
+                        seg.entries.path(),
+                        0,
+                        "entry index shorter than its entries",
+                    )
                 })?
                 .to_vec();
             let end = ends(i);
@@ -305,6 +320,8 @@ impl PartitionLog {
             group_bytes: self.config.segment_bytes,
             index_interval: self.config.index_interval_bytes,
             limits,
+            delete_retention_ms: self.config.delete_retention_ms,
+            now_ms,
         }))
     }
 
@@ -346,6 +363,8 @@ impl PartitionLog {
         write_checkpoint(fs, &self.dir, first_dirty)?;
         self.cleaner_checkpoint = first_dirty;
         self.layout_generation += 1;
+        // Every segment below the map's end was rewritten: the horizon is this pass's.
+        self.tombstone_horizon = groups.iter().filter_map(|g| g.tombstone_horizon).max();
         Ok(())
     }
 
@@ -422,7 +441,7 @@ impl CleanPlan {
         }
         stats.segments_cleaned = count;
         stats.segments_written = groups.len();
-        stats.first_dirty_offset = map_end;
+        stats.first_dirty_offset = map_end.max(self.first_dirty);
         Ok(CleanOutput {
             layout_generation: self.layout_generation,
             groups,
@@ -509,6 +528,8 @@ impl CleanPlan {
         let mut first_batch_ts = None;
         let mut entry_count = 0u64;
         let mut last_term = None;
+        let mut kept_tombstones = false;
+        let mut tombstones_removed = 0u64;
         let mut scratch = Vec::new();
         let rel = |o: i64| (o - base).clamp(0, i64::from(u32::MAX)) as u32;
         for src in sources {
@@ -538,7 +559,15 @@ impl CleanPlan {
                     let batch_pos = out.position();
                     scratch.clear();
                     let outcome = filter_batch(batch, &h, &mut scratch, |r| {
-                        keep_record(r, map, map_end, src.drop_tombstones)
+                        let keep = keep_record(r, map, map_end, src.drop_tombstones);
+                        if r.value.is_none() && r.key.is_some() {
+                            if keep {
+                                kept_tombstones = true;
+                            } else if src.drop_tombstones && !superseded(r, map, map_end) {
+                                tombstones_removed += 1;
+                            }
+                        }
+                        keep
                     })
                     .map_err(|e| Error::corrupt(self.source_path(src), pos as u64, e))?;
                     stats.records_read += outcome.read;
@@ -592,7 +621,13 @@ impl CleanPlan {
             }
             f.sync_data().ctx("fsync", &p)?;
         }
+        stats.tombstones_removed += tombstones_removed;
         let last = &sources[sources.len() - 1];
+        // Once cleaned, a kept tombstone may go when the group's newest record is older than
+        // delete.retention.ms (a group without timestamps counts from now, like a file mtime).
+        let newest = if max_ts.0 >= 0 { max_ts.0 } else { self.now_ms };
+        let tombstone_horizon =
+            kept_tombstones.then(|| newest.saturating_add(self.delete_retention_ms));
         Ok(CleanedGroup {
             base_offset: base,
             end_offset: last.end_offset,
@@ -605,6 +640,7 @@ impl CleanPlan {
             max_timestamp: max_ts.0,
             offset_of_max_timestamp: max_ts.1,
             first_batch_timestamp: first_batch_ts,
+            tombstone_horizon,
         })
     }
 }
@@ -675,6 +711,14 @@ pub(crate) struct RecordView<'a> {
     pub(crate) timestamp: i64,
     pub(crate) key: Option<&'a [u8]>,
     pub(crate) value: Option<&'a [u8]>,
+}
+
+/// A later record of the same key exists in the map.
+fn superseded(r: &RecordView<'_>, map: &HashMap<Vec<u8>, i64>, map_end: i64) -> bool {
+    r.offset < map_end
+        && r.key
+            .and_then(|k| map.get(k))
+            .is_some_and(|&latest| r.offset < latest)
 }
 
 fn keep_record(

@@ -295,8 +295,17 @@ fn tombstones_go_after_delete_retention_and_nothing_above_the_upper_offset_is_to
         got.iter().all(|r| r.1.is_some()),
         "keyless records are dropped"
     );
-    // Nothing new is dirty: no pass is due until something new arrives.
-    assert!(log.clean(end, 1_000, limits()).unwrap().is_none());
+    // Nothing new is dirty: no pass is due until the kept tombstone's horizon (its segment's
+    // newest timestamp, 10, plus delete.retention.ms, 100) has passed; then one runs by itself.
+    assert!(log.clean(end, 100, limits()).unwrap().is_none());
+    let stats = log.clean(end, 111, limits()).unwrap().unwrap();
+    assert_eq!(stats.tombstones_removed, 1);
+    let (got, _) = records(&log);
+    assert!(got.iter().all(|r| r.1.as_deref() != Some(b"a")));
+    assert!(
+        log.clean(end, 1_000, limits()).unwrap().is_none(),
+        "nothing left to do"
+    );
     let k = log.next_index();
     log.append(
         k,

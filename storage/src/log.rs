@@ -138,6 +138,8 @@ pub struct PartitionLog {
     /// Bumped by every change to the sealed segments (truncate, purge, reset, a clean), so a
     /// clean planned before one is discarded.
     pub(crate) layout_generation: u64,
+    /// When tombstones kept by the last clean may be removed (in memory only).
+    pub(crate) tombstone_horizon: Option<i64>,
 }
 
 fn is_sync_failure(e: &Error) -> bool {
@@ -182,6 +184,7 @@ impl PartitionLog {
             producer_snapshots: std::collections::BTreeSet::new(),
             cleaner_checkpoint: 0,
             layout_generation: 0,
+            tombstone_horizon: None,
         };
         log.cleaner_checkpoint = crate::cleaner::read_checkpoint(log.fs.as_ref(), &log.dir)?
             .unwrap_or(0)
