@@ -248,13 +248,6 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         "Shoal stores batches as produced",
         &mut problems,
     );
-    only(
-        &statics,
-        "log.cleanup.policy",
-        &["delete"],
-        "log compaction is not supported yet",
-        &mut problems,
-    );
 
     let listeners = client_listeners(&statics, hostname, &mut warnings).unwrap_or_else(|p| {
         problems.extend(p);
