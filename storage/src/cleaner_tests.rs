@@ -697,3 +697,49 @@ fn check_against_model(
     }
     Ok(())
 }
+
+#[test]
+fn idempotent_producer_state_rebuilt_from_a_compacted_log_still_detects_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_batch = |seq: i32, key: &[u8]| {
+        let mut b = BatchBuilder::new(1).producer(7, 0, seq);
+        b.add_record(1, Some(key), Some(b"v"), &[]);
+        b.add_record(1, Some(key), Some(b"w"), &[]);
+        b.build()
+    };
+    let mut log = PartitionLog::open(dir.path(), config(), RealFs::shared()).unwrap();
+    let mut last = Bytes::new();
+    for i in 0..30u64 {
+        last = pid_batch(i as i32 * 2, b"same-key");
+        log.append_checked(i, 1, &last, 1).unwrap();
+    }
+    log.roll().unwrap();
+    log.clean(log.log_end_offset(), 10, limits())
+        .unwrap()
+        .unwrap();
+    let (_, batches) = records(&log);
+    assert!(
+        batches
+            .iter()
+            .any(|b| BatchHeader::parse(b).unwrap().record_count == 0)
+    );
+    drop(log);
+    // Without snapshots the state is rebuilt from the compacted batches alone.
+    for name in RealFs.list_dir(dir.path()).unwrap() {
+        if name.ends_with(".producers") {
+            std::fs::remove_file(dir.path().join(name)).unwrap();
+        }
+    }
+    let mut log = PartitionLog::open(dir.path(), config(), RealFs::shared()).unwrap();
+    let retry = log.append_checked(30, 1, &last, 1).unwrap();
+    assert!(
+        matches!(retry, crate::CheckedAppend::Duplicate(ref m) if m.last_offset == 59),
+        "{retry:?}"
+    );
+    let next = log.append_checked(30, 1, &pid_batch(60, b"k"), 1).unwrap();
+    assert!(matches!(next, crate::CheckedAppend::Appended(_)));
+    assert!(
+        log.append_checked(31, 1, &pid_batch(70, b"k"), 1).is_err(),
+        "a gap is refused"
+    );
+}
