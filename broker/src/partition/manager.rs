@@ -54,6 +54,9 @@ pub struct PartitionManager {
     clock: Arc<dyn Clock>,
     hosted: RwLock<HashMap<Key, Hosted>>,
     failed: RwLock<HashMap<Key, String>>,
+    /// Partitions the cleaner failed on: skipped until the broker restarts (Kafka marks them
+    /// uncleanable), so one bad segment does not fail every pass.
+    uncleanable: RwLock<std::collections::HashSet<Key>>,
     reconcile_lock: tokio::sync::Mutex<()>,
 }
 
@@ -66,6 +69,7 @@ impl PartitionManager {
             clock,
             hosted: RwLock::new(HashMap::new()),
             failed: RwLock::new(HashMap::new()),
+            uncleanable: RwLock::new(std::collections::HashSet::new()),
             reconcile_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -157,6 +161,7 @@ impl PartitionManager {
                 .collect()
         };
         write(&self.failed).retain(|k, _| wanted.contains_key(k));
+        write(&self.uncleanable).retain(|k| wanted.contains_key(k));
         for (_, partition) in stale {
             let tp = partition.topic_partition().clone();
             let result = tokio::task::spawn_blocking(move || delete_partition(&partition)).await;
@@ -271,11 +276,14 @@ impl PartitionManager {
     /// at a time on the blocking pool, each with its share of the key-map memory. Returns how
     /// many partitions were cleaned.
     pub async fn cleaner_pass(&self, threads: usize, dedupe_buffer_bytes: usize) -> usize {
-        let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
-            .values()
-            .filter(|h| h.wanted.cleanup_policy.compact)
-            .map(|h| h.partition.clone())
-            .collect();
+        let partitions: Vec<(Key, Arc<LocalPartition>)> = {
+            let uncleanable = read(&self.uncleanable);
+            read(&self.hosted)
+                .iter()
+                .filter(|(k, h)| h.wanted.cleanup_policy.compact && !uncleanable.contains(k))
+                .map(|(k, h)| (*k, h.partition.clone()))
+                .collect()
+        };
         let threads = threads.max(1);
         let limits = shoal_storage::CleanerLimits {
             max_map_bytes: (dedupe_buffer_bytes / threads).max(1 << 20),
@@ -284,13 +292,13 @@ impl PartitionManager {
         for chunk in partitions.chunks(threads) {
             let tasks: Vec<_> = chunk
                 .iter()
-                .map(|p| {
+                .map(|(_, p)| {
                     let p = p.clone();
                     let now = self.clock.now_ms();
                     tokio::task::spawn_blocking(move || p.clean(now, limits))
                 })
                 .collect();
-            for (task, partition) in tasks.into_iter().zip(chunk) {
+            for (task, (key, partition)) in tasks.into_iter().zip(chunk) {
                 match task.await {
                     Ok(Ok(Some(stats))) if stats.applied => {
                         cleaned += 1;
@@ -306,7 +314,8 @@ impl PartitionManager {
                     }
                     Ok(Ok(_)) | Ok(Err(PartitionError::Closed)) => {}
                     Ok(Err(e)) => {
-                        warn!(partition = %partition.topic_partition(), "log cleaning failed: {e}")
+                        error!(partition = %partition.topic_partition(), "log cleaning failed; the partition is not cleaned again until the broker restarts: {e}");
+                        write(&self.uncleanable).insert(*key);
                     }
                     Err(e) => warn!("log cleaner task failed: {e}"),
                 }
