@@ -455,7 +455,6 @@ pub fn validate_broker_configs(
         })?;
         let only: Option<(&[&str], &str)> = match name.as_str() {
             "compression.type" => Some((&["producer"], "Shoal stores batches as produced")),
-            "log.cleanup.policy" => Some((&["delete"], "log compaction is not supported yet")),
             _ => None,
         };
         if let Some((allowed, reason)) = only

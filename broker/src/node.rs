@@ -167,6 +167,9 @@ impl Node {
             _locks: locks,
         });
         tokio::spawn(retention_loop(node.clone()));
+        if node.config.cleaner.enabled && node.config.cleaner.threads > 0 {
+            tokio::spawn(cleaner_loop(node.clone()));
+        }
         tokio::spawn(producer_expiration_loop(node.clone()));
         Ok(node)
     }
@@ -191,6 +194,28 @@ async fn producer_expiration_loop(node: Arc<Node>) {
                     .remove_expired_producers(now, node.config.producer_id_expiration_ms)
                     .await;
             }
+        }
+    }
+}
+
+/// The log cleaner: passes over the compacted partitions, pausing `log.cleaner.backoff.ms`
+/// after a pass that found nothing to do (Kafka's `CleanerThread`).
+async fn cleaner_loop(node: Arc<Node>) {
+    let settings = node.config.cleaner;
+    let backoff = Duration::from_millis(settings.backoff_ms.max(1));
+    loop {
+        let cleaned = node
+            .partitions
+            .cleaner_pass(settings.threads, settings.dedupe_buffer_bytes)
+            .await;
+        let pause = if cleaned > 0 {
+            Duration::from_millis(1)
+        } else {
+            backoff
+        };
+        tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }

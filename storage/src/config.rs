@@ -19,8 +19,48 @@ pub enum FlushPolicy {
     IntervalMs(u64),
 }
 
+/// `cleanup.policy`: what happens to old data (Kafka's `delete`, `compact` or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupPolicy {
+    /// Retention (`retention.ms`, `retention.bytes`) deletes old segments.
+    pub delete: bool,
+    /// The cleaner keeps only the latest record of every key (see `cleaner.rs`).
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's list form (`delete`, `compact`, `compact,delete`, order and spaces free).
+    pub fn parse(value: &str) -> Result<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                other => {
+                    return Err(Error::Config(format!(
+                        "cleanup policy must be delete and/or compact, got {other:?}"
+                    )));
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
+
 /// Configuration of one partition log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this. Default 1 GiB.
@@ -39,6 +79,19 @@ pub struct LogConfig {
     pub max_entry_bytes: u64,
     /// When to fsync. Default group commit.
     pub flush_policy: FlushPolicy,
+    /// `cleanup.policy`. Default delete.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone stays readable once its segment has been
+    /// cleaned. Default 1 day.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean when the dirty part is at least this fraction of the
+    /// cleanable log. Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records stay uncompacted at least this long. Default 0.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record becomes eligible for compaction at most this late,
+    /// whatever the dirty ratio (the active segment also rolls by then). Default `i64::MAX`.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -51,6 +104,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_entry_bytes: 100 << 20,
             flush_policy: FlushPolicy::GroupCommit,
+            cleanup_policy: CleanupPolicy::default(),
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -98,7 +156,48 @@ impl LogConfig {
         if let FlushPolicy::IntervalMs(0) = self.flush_policy {
             return Err(Error::Config("flush interval must be >= 1 ms".into()));
         }
+        if self.delete_retention_ms < 0 {
+            return Err(Error::Config(format!(
+                "delete_retention_ms must be >= 0, got {}",
+                self.delete_retention_ms
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(Error::Config(format!(
+                "min_cleanable_dirty_ratio must be in [0, 1], got {}",
+                self.min_cleanable_dirty_ratio
+            )));
+        }
+        if self.min_compaction_lag_ms < 0 {
+            return Err(Error::Config(format!(
+                "min_compaction_lag_ms must be >= 0, got {}",
+                self.min_compaction_lag_ms
+            )));
+        }
+        if self.max_compaction_lag_ms < 1 {
+            return Err(Error::Config(format!(
+                "max_compaction_lag_ms must be >= 1, got {}",
+                self.max_compaction_lag_ms
+            )));
+        }
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(Error::Config(format!(
+                "min_compaction_lag_ms ({}) must not exceed max_compaction_lag_ms ({})",
+                self.min_compaction_lag_ms, self.max_compaction_lag_ms
+            )));
+        }
         Ok(())
+    }
+
+    /// The age at which the active segment rolls: `segment.ms`, or `max.compaction.lag.ms`
+    /// when that is shorter and the log is compacted (Kafka's `maxSegmentMs`), so that no
+    /// record waits in the active segment past its compaction deadline.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
     }
 }
 
@@ -138,9 +237,43 @@ mod tests {
                 flush_policy: FlushPolicy::IntervalMs(0),
                 ..LogConfig::default()
             },
+            LogConfig {
+                min_cleanable_dirty_ratio: 1.5,
+                ..LogConfig::default()
+            },
+            LogConfig {
+                delete_retention_ms: -1,
+                ..LogConfig::default()
+            },
+            LogConfig {
+                min_compaction_lag_ms: 10,
+                max_compaction_lag_ms: 5,
+                ..LogConfig::default()
+            },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::Config(_))), "{c:?}");
         }
+    }
+
+    #[test]
+    fn cleanup_policy_parses_kafka_lists() {
+        let both = CleanupPolicy::parse("compact, delete").unwrap();
+        assert!(both.compact && both.delete);
+        let compact = CleanupPolicy::parse("compact").unwrap();
+        assert!(compact.compact && !compact.delete);
+        assert!(CleanupPolicy::parse("shred").is_err());
+        let c = LogConfig {
+            cleanup_policy: compact,
+            segment_ms: 100,
+            max_compaction_lag_ms: 10,
+            ..LogConfig::default()
+        };
+        assert_eq!(c.max_segment_ms(), 10);
+        let d = LogConfig {
+            max_compaction_lag_ms: 10,
+            ..LogConfig::default()
+        };
+        assert_eq!(d.max_segment_ms(), d.segment_ms);
     }
 }

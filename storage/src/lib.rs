@@ -19,7 +19,12 @@
 //!   a client append ([`PartitionLog::check_producer_append`], [`PartitionLog::append_checked`]:
 //!   duplicates, fenced epochs, out-of-order sequences), snapshotted (`producer_snapshot.rs`)
 //!   on roll and close, rebuilt on open and after truncation.
-//! - `recovery.rs`: what happens at open ([`RecoveryReport`]).
+//! - [`cleaner`]: log compaction (Kafka's `LogCleaner`) for `cleanup.policy=compact` logs:
+//!   [`PartitionLog::plan_clean`] (under the lock), [`CleanPlan::run`] (no lock),
+//!   [`PartitionLog::finish_clean`] (atomic swap); `compression.rs` holds the codecs it needs to
+//!   recompress filtered batches with their own codec.
+//! - `recovery.rs`: what happens at open ([`RecoveryReport`]); it first completes or discards an
+//!   interrupted compaction swap.
 //! - [`flush`]: [`DurablePoint`], [`PendingFlush`] (fsync without the log lock) and [`Flusher`].
 //! - [`FileSystem`] / [`FileHandle`]: the IO seam; [`RealFs`] and the fault-injecting
 //!   [`fault_fs::FaultFs`] (torn writes, EIO, ENOSPC, failed fsyncs, crashes).
@@ -67,6 +72,10 @@
 //!   the batches after it are replayed; snapshots outside `[log start, log end]` are removed and
 //!   an unusable one is removed and reported. Not Kafka's `.snapshot` format, which keeps only
 //!   each producer's last batch.
+//! - `cleaner-offset.checkpoint`: text; `1`, then the first offset the cleaner has not
+//!   compacted yet (moved back by truncation and reset).
+//! - `{base_offset:020}.{ext}.cleaned` / `.swap`: a compacted segment group being written /
+//!   being swapped in; recovery discards the first and completes the second (see [`cleaner`]).
 //! - `.lock`: held with an exclusive lock while the log is open.
 //!
 //! The active (last) segment keeps its sparse indexes in memory; sealing it (a roll) writes both
@@ -85,6 +94,24 @@
 //! next one's base offset, so truncated entries are never resurrected. The new segment and the
 //! directory are synced before the call returns.
 //!
+//! # Compaction and the Raft entry index
+//! Compaction rewrites sealed segments but never changes an offset or an entry: every batch
+//! keeps its header (base offset, `lastOffsetDelta`, epoch, producer fields), losing records
+//! or, when it loses them all, becoming an empty 61-byte header; the `.entries` records keep
+//! their term and offsets (only positions and lengths change). So `entry_meta(index)` is the
+//! same before and after a clean, `read_entries` returns the compacted bytes of every retained
+//! Raft index, and [`PartitionLog::append`] accepts such entries on a follower (it checks
+//! batches in their stored form: fewer records than offsets, or none; client data goes through
+//! [`PartitionLog::append_checked`], which applies the full produce check), giving every batch
+//! the same base offset by its prefix sum. Each replica compacts on its own, as in Kafka, so
+//! replicas agree on offsets and on the latest record of every key but not on bytes.
+//!
+//! # Live configuration
+//! [`PartitionLog::set_config`] validates and applies a new [`LogConfig`] to the open log:
+//! roll (`segment_bytes`, `segment_ms`, and `max_compaction_lag_ms` for compacted logs),
+//! retention (only with `cleanup_policy.delete`), entry size and cleaning decisions read it
+//! from then on.
+//!
 //! # Recovery rules
 //! See `recovery.rs`. In short: stray files of interrupted operations are removed; segments
 //! below the recovery point (synced) must be whole (entry index ending exactly at the next base
@@ -98,7 +125,11 @@
 
 pub mod batch_builder;
 mod checkpoint;
+pub mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
 pub mod clock;
+mod compression;
 mod config;
 mod entry_index;
 mod error;
@@ -122,8 +153,9 @@ mod segment;
 mod time_index;
 
 pub use batch_builder::{BatchBuilder, RecordHeader, control_record_key, control_type};
+pub use cleaner::{CleanOutput, CleanPlan, CleanStats, CleanerLimits};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::{Error, Result};
 pub use file_system::{DirLock, FileHandle, FileSystem, LOCK_FILE, OpenMode, RealFile, RealFs};
 pub use flush::{DurableListener, DurablePoint, Flusher, PendingFlush, SyncedFlush};

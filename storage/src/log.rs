@@ -125,7 +125,7 @@ pub struct PartitionLog {
     /// `recovery-point.checkpoint`; recovery verifies the segments above it).
     recovery_point: i64,
     generation: u64,
-    poisoned: bool,
+    pub(crate) poisoned: bool,
     scratch: Vec<u8>,
     batch_infos: Vec<BatchInfo>,
     report: RecoveryReport,
@@ -133,6 +133,13 @@ pub struct PartitionLog {
     producers: ProducerStateMap,
     /// Offsets of the producer-state snapshot files on disk.
     producer_snapshots: std::collections::BTreeSet<i64>,
+    /// The cleaner checkpoint: offsets below it were compacted (`cleaner.rs`).
+    pub(crate) cleaner_checkpoint: i64,
+    /// Bumped by every change to the sealed segments (truncate, purge, reset, a clean), so a
+    /// clean planned before one is discarded.
+    pub(crate) layout_generation: u64,
+    /// When tombstones kept by the last clean may be removed (in memory only).
+    pub(crate) tombstone_horizon: Option<i64>,
 }
 
 fn is_sync_failure(e: &Error) -> bool {
@@ -175,7 +182,13 @@ impl PartitionLog {
             report: r.report,
             producers: ProducerStateMap::new(0),
             producer_snapshots: std::collections::BTreeSet::new(),
+            cleaner_checkpoint: 0,
+            layout_generation: 0,
+            tombstone_horizon: None,
         };
+        log.cleaner_checkpoint = crate::cleaner::read_checkpoint(log.fs.as_ref(), &log.dir)?
+            .unwrap_or(0)
+            .min(log.log_end_offset());
         // Recovery synced what it kept, so all of it is durable.
         log.durable = log.end_point();
         log.producer_snapshots = producer_snapshot::list(log.fs.as_ref(), &log.dir)?;
@@ -194,6 +207,16 @@ impl PartitionLog {
 
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// Applies a new configuration to the open log (AlterConfigs): validated first, then every
+    /// setting takes effect from the next decision that reads it (roll, retention, cleaning,
+    /// the next append's size check). Segments already written keep their files; the active
+    /// segment's file mapping grows on demand, so a larger `segment_bytes` needs no reopen.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
     }
 
     /// What recovery did when the log was opened.
@@ -334,12 +357,28 @@ impl PartitionLog {
     /// Appends one entry (one or more concatenated v2 batches) at Raft `index` with `term`.
     /// Validates every batch first; stamps `baseOffset` (prefix sum of offsets) and
     /// `partitionLeaderEpoch = term`. Readable as soon as it returns; never waits for fsync.
+    ///
+    /// Batches are checked in their stored form ([`record_batch::validate_stored`]): a batch
+    /// may hold fewer records than its offset span, or none, as compaction leaves them, so that
+    /// a follower can append entries read from a compacted log. Client data goes through
+    /// [`Self::append_checked`], which applies the full produce check ([`record_batch::validate`]).
     pub fn append(
         &mut self,
         index: u64,
         term: u64,
         batches: &Bytes,
         now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_inner(index, term, batches, now_ms, false)
+    }
+
+    fn append_inner(
+        &mut self,
+        index: u64,
+        term: u64,
+        batches: &Bytes,
+        now_ms: i64,
+        strict: bool,
     ) -> Result<AppendInfo> {
         self.check_writable()?;
         let expected = self.next_index();
@@ -374,7 +413,14 @@ impl PartitionLog {
         scratch.extend_from_slice(batches);
         infos.clear();
         let mut appended = Vec::new();
-        let stamped = stamp_entry(&mut scratch, base_offset, epoch, &mut infos, &mut appended);
+        let stamped = stamp_entry(
+            &mut scratch,
+            base_offset,
+            epoch,
+            strict,
+            &mut infos,
+            &mut appended,
+        );
         let result = stamped.and_then(|next_offset| {
             self.append_stamped(
                 index,
@@ -474,7 +520,7 @@ impl PartitionLog {
             Some(first) => max_timestamp.saturating_sub(first),
             None => now_ms.saturating_sub(a.created_ms.unwrap_or(now_ms)),
         };
-        let too_old = waited > self.config.segment_ms;
+        let too_old = waited > self.config.max_segment_ms();
         let offset_overflow = last_offset - a.base_offset > i64::from(i32::MAX);
         full || too_old || offset_overflow
     }
@@ -698,7 +744,7 @@ impl PartitionLog {
         match self.check_producer_append(batches)? {
             AppendCheck::Duplicate(batch) => Ok(CheckedAppend::Duplicate(batch)),
             AppendCheck::Append => Ok(CheckedAppend::Appended(
-                self.append(index, term, batches, now_ms)?,
+                self.append_inner(index, term, batches, now_ms, true)?,
             )),
         }
     }
@@ -907,7 +953,7 @@ impl PartitionLog {
 
     /// Structural changes (truncate, purge, reset) that fail part way leave the files
     /// consistent but the in-memory view possibly ahead of them; refuse further writes.
-    fn poison_on_error<T>(&mut self, r: Result<T>) -> Result<T> {
+    pub(crate) fn poison_on_error<T>(&mut self, r: Result<T>) -> Result<T> {
         if r.is_err() {
             self.poisoned = true;
         }
@@ -992,9 +1038,21 @@ impl PartitionLog {
             fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
         }
         self.generation += 1;
+        self.layout_generation += 1;
+        self.clamp_cleaner_checkpoint(cut_offset)?;
         // Everything kept was synced (sealed segments, and the cut segment by its seal).
         self.durable = self.end_point();
         self.rebuild_producer_state()
+    }
+
+    /// Data at and after `offset` was replaced: it is dirty again (Kafka truncates the
+    /// cleaner checkpoint with the log).
+    fn clamp_cleaner_checkpoint(&mut self, offset: i64) -> Result<()> {
+        if self.cleaner_checkpoint > offset {
+            crate::cleaner::write_checkpoint(self.fs.as_ref(), &self.dir, offset)?;
+            self.cleaner_checkpoint = offset;
+        }
+        Ok(())
     }
 
     /// Removes entries `..=index` (whose term must be `term`): the log start moves to the
@@ -1056,6 +1114,7 @@ impl PartitionLog {
             leader_epoch::CHECKPOINT_FILE,
             self.epochs.encode().as_bytes(),
         )?;
+        self.layout_generation += 1;
         let mut removed = false;
         while self.segments.len() > 1 && self.segments[0].next_index() <= index + 1 {
             Segment::remove_files(fs.as_ref(), &self.dir, self.segments[0].base_offset)?;
@@ -1121,6 +1180,8 @@ impl PartitionLog {
         recovery::write_recovery_point(fs.as_ref(), &self.dir, next_offset)?;
         self.recovery_point = next_offset;
         self.generation += 1;
+        self.layout_generation += 1;
+        self.clamp_cleaner_checkpoint(next_offset)?;
         self.durable = self.end_point();
         self.producers = ProducerStateMap::new(next_offset);
         for offset in std::mem::take(&mut self.producer_snapshots) {
@@ -1171,8 +1232,9 @@ impl PartitionLog {
         let by_start = (0..sealed.len())
             .take_while(|&i| ends(i) <= self.log_start_offset)
             .count();
+        let delete = self.config.cleanup_policy.delete;
         let mut by_time = 0;
-        if self.config.retention_ms >= 0 {
+        if delete && self.config.retention_ms >= 0 {
             for seg in sealed {
                 let largest = if seg.max_timestamp >= 0 {
                     seg.max_timestamp
@@ -1187,7 +1249,7 @@ impl PartitionLog {
             }
         }
         let mut by_size = 0;
-        if self.config.retention_bytes >= 0 {
+        if delete && self.config.retention_bytes >= 0 {
             let total = self.size_bytes() as i64;
             if total >= self.config.retention_bytes {
                 let mut diff = total - self.config.retention_bytes;
@@ -1398,6 +1460,7 @@ fn stamp_entry(
     buf: &mut [u8],
     base_offset: i64,
     epoch: i32,
+    strict: bool,
     infos: &mut Vec<BatchInfo>,
     appended: &mut Vec<AppendedBatch>,
 ) -> Result<i64> {
@@ -1410,7 +1473,12 @@ fn stamp_entry(
             source,
         })?;
         let batch = &mut rest[..len];
-        let h = record_batch::validate(batch).map_err(|source| Error::Batch {
+        let checked = if strict {
+            record_batch::validate(batch)
+        } else {
+            record_batch::validate_stored(batch)
+        };
+        let h = checked.map_err(|source| Error::Batch {
             position: pos,
             source,
         })?;

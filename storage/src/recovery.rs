@@ -119,7 +119,16 @@ fn open_existing(
 
 pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, config: &LogConfig) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
-    let names = fs.list_dir(dir).ctx("list", dir)?;
+    let mut names = fs.list_dir(dir).ctx("list", dir)?;
+    if crate::cleaner::complete_interrupted_swaps(
+        fs,
+        dir,
+        &names,
+        &mut report.removed_files,
+        &mut report.notes,
+    )? {
+        names = fs.list_dir(dir).ctx("list", dir)?;
+    }
     let mut by_base: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     let mut removed_any = false;
     for name in &names {

@@ -68,7 +68,13 @@ impl IndexBuilder {
     }
 
     /// Kafka's rule: an entry for this batch when more than `interval` bytes came since the last.
-    fn feed(&mut self, position: u32, relative_last_offset: u32, max_so_far: (i64, u32), len: u32) {
+    pub(crate) fn feed(
+        &mut self,
+        position: u32,
+        relative_last_offset: u32,
+        max_so_far: (i64, u32),
+        len: u32,
+    ) {
         if self.bytes_since_entry > self.interval {
             self.offset
                 .extend_from_slice(&offset_index::encode(relative_last_offset, position));
@@ -78,7 +84,7 @@ impl IndexBuilder {
         self.bytes_since_entry += u64::from(len);
     }
 
-    fn maybe_time_entry(&mut self, (ts, rel): (i64, u32)) {
+    pub(crate) fn maybe_time_entry(&mut self, (ts, rel): (i64, u32)) {
         if ts > self.last_time_entry {
             self.time.extend_from_slice(&time_index::encode(ts, rel));
             self.last_time_entry = ts;

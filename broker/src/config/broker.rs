@@ -128,6 +128,8 @@ pub struct BrokerConfig {
     pub flush: FlushMode,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// The log cleaner (`log.cleaner.*`).
+    pub cleaner: CleanerSettings,
     /// Follower fetching: selector, client racks by address, rack discovery.
     pub rack_awareness: super::RackAwarenessConfig,
     /// `metrics.listener`.
@@ -140,6 +142,19 @@ pub struct BrokerConfig {
     pub producer_id_expiration_check_interval_ms: u64,
     /// Every property set explicitly, in canonical form.
     pub statics: StaticConfig,
+}
+
+/// The log cleaner's broker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanerSettings {
+    /// `log.cleaner.enable`.
+    pub enabled: bool,
+    /// `log.cleaner.threads`: partitions cleaned concurrently; 0 disables the cleaner.
+    pub threads: usize,
+    /// `log.cleaner.backoff.ms`: pause between passes.
+    pub backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: key-map memory, split between the threads.
+    pub dedupe_buffer_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -233,13 +248,6 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         "Shoal stores batches as produced",
         &mut problems,
     );
-    only(
-        &statics,
-        "log.cleanup.policy",
-        &["delete"],
-        "log compaction is not supported yet",
-        &mut problems,
-    );
 
     let listeners = client_listeners(&statics, hostname, &mut warnings).unwrap_or_else(|p| {
         problems.extend(p);
@@ -330,6 +338,12 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         queued_max_requests: to_usize(statics.number("queued.max.requests")),
         flush,
         retention_check_interval_ms: statics.number("log.retention.check.interval.ms"),
+        cleaner: CleanerSettings {
+            enabled: statics.flag("log.cleaner.enable"),
+            threads: to_usize(statics.number::<i64>("log.cleaner.threads")),
+            backoff_ms: statics.number("log.cleaner.backoff.ms"),
+            dedupe_buffer_bytes: to_usize(statics.number::<i64>("log.cleaner.dedupe.buffer.size")),
+        },
         rack_awareness,
         metrics_listener,
         groups,

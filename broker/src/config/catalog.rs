@@ -119,7 +119,6 @@ const SINGLE_NODE: &str =
 const NO_THREAD_POOLS: &str = "Shoal runs on an async runtime and has no such thread pool";
 const NO_TRANSACTIONS: &str = "transactions are not supported";
 const NO_SHARE_GROUPS: &str = "share groups are not supported";
-const STORED_ONLY: &str = "Shoal stores batches as produced and has no log cleaner";
 
 use Bound::*;
 use ConfigType::*;
@@ -163,7 +162,7 @@ pub static BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "log.retention.hours", ty: Int, default: Some("168"), bound: AtLeast(-1), dynamic: false, usage: Applied, doc: "Retention in hours." },
     BrokerDef { name: "log.retention.bytes", ty: Long, default: Some("-1"), bound: Any, dynamic: true, usage: Applied, doc: "Maximum size of a partition log before old segments are deleted; -1 is unlimited." },
     BrokerDef { name: "log.retention.check.interval.ms", ty: Long, default: Some("300000"), bound: AtLeast(1), dynamic: false, usage: Applied, doc: "How often retention runs." },
-    BrokerDef { name: "log.cleanup.policy", ty: List, default: Some("delete"), bound: OneOf(&["compact", "delete"]), dynamic: true, usage: Applied, doc: "Default cleanup policy. Shoal supports delete only." },
+    BrokerDef { name: "log.cleanup.policy", ty: List, default: Some("delete"), bound: OneOf(&["compact", "delete"]), dynamic: true, usage: Applied, doc: "Default cleanup policy: delete, compact or both." },
     BrokerDef { name: "message.max.bytes", ty: Int, default: Some("1048588"), bound: AtLeast(0), dynamic: true, usage: Applied, doc: "Largest record batch a topic accepts (topic max.message.bytes)." },
     BrokerDef { name: "log.message.timestamp.type", ty: String, default: Some("CreateTime"), bound: OneOf(&["CreateTime", "LogAppendTime"]), dynamic: true, usage: Applied, doc: "Default timestamp type of new topics." },
     BrokerDef { name: "log.message.timestamp.before.max.ms", ty: Long, default: Some(LONG_MAX), bound: AtLeast(0), dynamic: true, usage: Applied, doc: "How far in the past a CreateTime timestamp may lie." },
@@ -188,11 +187,15 @@ pub static BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "log.roll.jitter.hours", ty: Int, default: Some("0"), bound: AtLeast(0), dynamic: false, usage: Ignored("segments roll without jitter"), doc: "Jitter in hours." },
     BrokerDef { name: "log.preallocate", ty: Boolean, default: Some("false"), bound: Any, dynamic: true, usage: Ignored("segments are not preallocated"), doc: "Preallocate segment files." },
     BrokerDef { name: "unclean.leader.election.enable", ty: Boolean, default: Some("false"), bound: Any, dynamic: true, usage: Ignored(SINGLE_NODE), doc: "Allow out-of-sync replicas to become leader." },
-    BrokerDef { name: "log.cleaner.enable", ty: Boolean, default: Some("true"), bound: Any, dynamic: false, usage: Ignored(STORED_ONLY), doc: "Run the log cleaner." },
-    BrokerDef { name: "log.cleaner.delete.retention.ms", ty: Long, default: Some("86400000"), bound: AtLeast(0), dynamic: true, usage: Ignored(STORED_ONLY), doc: "Tombstone retention." },
-    BrokerDef { name: "log.cleaner.min.compaction.lag.ms", ty: Long, default: Some("0"), bound: AtLeast(0), dynamic: true, usage: Ignored(STORED_ONLY), doc: "Minimum compaction lag." },
-    BrokerDef { name: "log.cleaner.max.compaction.lag.ms", ty: Long, default: Some(LONG_MAX), bound: AtLeast(1), dynamic: true, usage: Ignored(STORED_ONLY), doc: "Maximum compaction lag." },
-    BrokerDef { name: "log.cleaner.min.cleanable.ratio", ty: Double, default: Some("0.5"), bound: BetweenF(0.0, 1.0), dynamic: true, usage: Ignored(STORED_ONLY), doc: "Minimum dirty ratio to clean." },
+    BrokerDef { name: "log.cleaner.enable", ty: Boolean, default: Some("true"), bound: Any, dynamic: false, usage: Applied, doc: "Run the log cleaner (compaction of cleanup.policy=compact topics)." },
+    BrokerDef { name: "log.cleaner.threads", ty: Int, default: Some("1"), bound: AtLeast(0), dynamic: false, usage: Applied, doc: "Partitions cleaned at the same time (blocking-pool tasks); 0 disables the cleaner." },
+    BrokerDef { name: "log.cleaner.backoff.ms", ty: Long, default: Some("15000"), bound: AtLeast(0), dynamic: false, usage: Applied, doc: "Pause between cleaner passes when no partition needed cleaning." },
+    BrokerDef { name: "log.cleaner.dedupe.buffer.size", ty: Long, default: Some("134217728"), bound: AtLeast(1_048_576), dynamic: false, usage: Applied, doc: "Memory for the key map of one cleaning pass, shared by the cleaner threads." },
+    BrokerDef { name: "log.cleaner.io.buffer.size", ty: Int, default: Some("524288"), bound: AtLeast(0), dynamic: true, usage: Ignored("the cleaner reads segments through their mappings"), doc: "Cleaner IO buffer size." },
+    BrokerDef { name: "log.cleaner.delete.retention.ms", ty: Long, default: Some("86400000"), bound: AtLeast(0), dynamic: true, usage: Applied, doc: "Default delete.retention.ms." },
+    BrokerDef { name: "log.cleaner.min.compaction.lag.ms", ty: Long, default: Some("0"), bound: AtLeast(0), dynamic: true, usage: Applied, doc: "Default min.compaction.lag.ms." },
+    BrokerDef { name: "log.cleaner.max.compaction.lag.ms", ty: Long, default: Some(LONG_MAX), bound: AtLeast(1), dynamic: true, usage: Applied, doc: "Default max.compaction.lag.ms." },
+    BrokerDef { name: "log.cleaner.min.cleanable.ratio", ty: Double, default: Some("0.5"), bound: BetweenF(0.0, 1.0), dynamic: true, usage: Applied, doc: "Default min.cleanable.dirty.ratio." },
     BrokerDef { name: "num.network.threads", ty: Int, default: Some("3"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_THREAD_POOLS), doc: "Network threads." },
     BrokerDef { name: "num.io.threads", ty: Int, default: Some("8"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_THREAD_POOLS), doc: "Request handler threads." },
     BrokerDef { name: "num.recovery.threads.per.data.dir", ty: Int, default: Some("2"), bound: AtLeast(1), dynamic: false, usage: Ignored(NO_THREAD_POOLS), doc: "Log recovery threads per data directory." },
@@ -243,7 +246,7 @@ macro_rules! syn {
 /// name"), as in Kafka.
 #[rustfmt::skip]
 pub static TOPIC_DEFS: &[TopicDef] = &[
-    TopicDef { name: "cleanup.policy", ty: List, synonyms: syn!("log.cleanup.policy"), default: "delete", bound: OneOf(&["compact", "delete"]), support: TopicSupport::Only(&["delete"], "log compaction is not supported yet"), doc: "delete or compact: what happens to old segments." },
+    TopicDef { name: "cleanup.policy", ty: List, synonyms: syn!("log.cleanup.policy"), default: "delete", bound: OneOf(&["compact", "delete"]), support: TopicSupport::Applied, doc: "delete, compact or both (compact,delete): what happens to old segments." },
     TopicDef { name: "compression.type", ty: String, synonyms: syn!("compression.type"), default: "producer", bound: OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), support: TopicSupport::Only( &["producer"], "Shoal stores batches as produced and does not recompress", ), doc: "Final compression of the topic." },
     TopicDef { name: "max.message.bytes", ty: Int, synonyms: syn!("message.max.bytes"), default: "1048588", bound: AtLeast(0), support: TopicSupport::Applied, doc: "Largest record batch the topic accepts." },
     TopicDef { name: "message.timestamp.type", ty: String, synonyms: syn!("log.message.timestamp.type"), default: "CreateTime", bound: OneOf(&["CreateTime", "LogAppendTime"]), support: TopicSupport::Applied, doc: "CreateTime keeps producer timestamps; LogAppendTime stamps the broker's clock." },
@@ -260,10 +263,10 @@ pub static TOPIC_DEFS: &[TopicDef] = &[
     TopicDef { name: "file.delete.delay.ms", ty: Long, synonyms: syn!("log.segment.delete.delay.ms"), default: "60000", bound: AtLeast(0), support: TopicSupport::NoEffect("segments are deleted once no reader holds them"), doc: "Delay before a deleted segment's files are removed." },
     TopicDef { name: "preallocate", ty: Boolean, synonyms: syn!("log.preallocate"), default: "false", bound: Any, support: TopicSupport::NoEffect("segments are not preallocated"), doc: "Preallocate segment files." },
     TopicDef { name: "unclean.leader.election.enable", ty: Boolean, synonyms: syn!("unclean.leader.election.enable"), default: "false", bound: Any, support: TopicSupport::NoEffect(SINGLE_NODE), doc: "Allow out-of-sync replicas to become leader." },
-    TopicDef { name: "delete.retention.ms", ty: Long, synonyms: syn!("log.cleaner.delete.retention.ms"), default: "86400000", bound: AtLeast(0), support: TopicSupport::NoEffect(STORED_ONLY), doc: "Tombstone retention for compacted topics." },
-    TopicDef { name: "min.compaction.lag.ms", ty: Long, synonyms: syn!("log.cleaner.min.compaction.lag.ms"), default: "0", bound: AtLeast(0), support: TopicSupport::NoEffect(STORED_ONLY), doc: "Minimum compaction lag." },
-    TopicDef { name: "max.compaction.lag.ms", ty: Long, synonyms: syn!("log.cleaner.max.compaction.lag.ms"), default: LONG_MAX, bound: AtLeast(1), support: TopicSupport::NoEffect(STORED_ONLY), doc: "Maximum compaction lag." },
-    TopicDef { name: "min.cleanable.dirty.ratio", ty: Double, synonyms: syn!("log.cleaner.min.cleanable.ratio"), default: "0.5", bound: BetweenF(0.0, 1.0), support: TopicSupport::NoEffect(STORED_ONLY), doc: "Minimum dirty ratio to clean." },
+    TopicDef { name: "delete.retention.ms", ty: Long, synonyms: syn!("log.cleaner.delete.retention.ms"), default: "86400000", bound: AtLeast(0), support: TopicSupport::Applied, doc: "How long a tombstone stays readable once its segment has been cleaned." },
+    TopicDef { name: "min.compaction.lag.ms", ty: Long, synonyms: syn!("log.cleaner.min.compaction.lag.ms"), default: "0", bound: AtLeast(0), support: TopicSupport::Applied, doc: "Minimum time a record stays uncompacted." },
+    TopicDef { name: "max.compaction.lag.ms", ty: Long, synonyms: syn!("log.cleaner.max.compaction.lag.ms"), default: LONG_MAX, bound: AtLeast(1), support: TopicSupport::Applied, doc: "Maximum time a record stays ineligible for compaction; the active segment also rolls by then." },
+    TopicDef { name: "min.cleanable.dirty.ratio", ty: Double, synonyms: syn!("log.cleaner.min.cleanable.ratio"), default: "0.5", bound: BetweenF(0.0, 1.0), support: TopicSupport::Applied, doc: "Clean when the uncleaned part is at least this fraction of the cleanable log." },
     TopicDef { name: "leader.replication.throttled.replicas", ty: List, synonyms: &[], default: "", bound: Any, support: TopicSupport::NoEffect(SINGLE_NODE), doc: "Replicas throttled on the leader side." },
     TopicDef { name: "follower.replication.throttled.replicas", ty: List, synonyms: &[], default: "", bound: Any, support: TopicSupport::NoEffect(SINGLE_NODE), doc: "Replicas throttled on the follower side." },
     TopicDef { name: "remote.storage.enable", ty: Boolean, synonyms: &[], default: "false", bound: Any, support: TopicSupport::Only(&["false"], "tiered storage is not supported"), doc: "Tiered storage." },

@@ -12,7 +12,8 @@ pub mod rack_awareness;
 pub mod topic;
 
 pub use broker::{
-    BrokerConfig, ClientListener, ConfigError, ConfigInput, FlushMode, Loaded, Origin, StaticConfig,
+    BrokerConfig, CleanerSettings, ClientListener, ConfigError, ConfigInput, FlushMode, Loaded,
+    Origin, StaticConfig,
 };
 pub use rack_awareness::{RackAutoConfig, RackAwarenessConfig, RackSource};
 pub use topic::{ConfigSource, ConfigView, DynamicBrokerConfigs, TimestampType, TopicLogConfig};

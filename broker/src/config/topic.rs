@@ -178,6 +178,16 @@ impl ConfigView<'_> {
             timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
             min_insync_replicas: long("min.insync.replicas", 1),
+            cleanup_policy: shoal_storage::CleanupPolicy::parse(&get("cleanup.policy"))
+                .unwrap_or_default(),
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
         }
     }
 }
@@ -192,7 +202,7 @@ pub enum TimestampType {
 }
 
 /// The effective topic configuration, typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TopicLogConfig {
     /// `segment.bytes`.
     pub segment_bytes: i64,
@@ -212,6 +222,16 @@ pub struct TopicLogConfig {
     pub timestamp_after_max_ms: i64,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: shoal_storage::CleanupPolicy,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
 }
 
 /// A rejected topic config (always `INVALID_CONFIG` in responses).
@@ -383,7 +403,18 @@ mod tests {
             "Unknown topic config name: nope"
         );
         assert!(validate_topic_config("retention.ms", "-2").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert_eq!(
+            validate_topic_config("cleanup.policy", "compact").unwrap(),
+            ("compact".to_string(), None)
+        );
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(
+            validate_topic_config("delete.retention.ms", "100")
+                .unwrap()
+                .1
+                .is_none()
+        );
         assert_eq!(
             validate_topic_config("cleanup.policy", " delete ").unwrap(),
             ("delete".to_string(), None)

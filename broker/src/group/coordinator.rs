@@ -317,10 +317,10 @@ impl GroupCoordinator {
                     "segment.bytes".to_string(),
                     Some(self.config.offsets_topic_segment_bytes.to_string()),
                 ),
-                // Kafka compacts this topic; until Shoal compacts, nothing may be deleted by
-                // time or size, or committed offsets and groups would be lost.
-                ("retention.ms".to_string(), Some("-1".to_string())),
-                ("retention.bytes".to_string(), Some("-1".to_string())),
+                // As Kafka creates it: compacted (only the latest record of every group and
+                // committed offset is kept, nothing is deleted by age or size).
+                ("cleanup.policy".to_string(), Some("compact".to_string())),
+                ("compression.type".to_string(), Some("producer".to_string())),
             ],
         };
         let this = self.clone();

@@ -156,6 +156,7 @@ pub fn prepare_batch(
         now_ms,
         before_max_ms: config.timestamp_before_max_ms,
         after_max_ms: config.timestamp_after_max_ms,
+        require_keys: config.cleanup_policy.compact,
     };
     records::validate_produced(&batch, &header, &policy).map_err(|e| match e {
         RecordError::Corrupt(m) => ApiError::new(E::CorruptMessage, m),
@@ -462,6 +463,11 @@ mod tests {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             min_insync_replicas: 1,
+            cleanup_policy: shoal_storage::CleanupPolicy::default(),
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use shoal_storage::{
-    BatchHeader, BatchRef, CheckedAppend, Clock, Error as StorageError, FileSystem, FlushPolicy,
-    Flusher, LogConfig, PartitionLog,
+    BatchHeader, BatchRef, CheckedAppend, CleanStats, CleanerLimits, Clock, Error as StorageError,
+    FileSystem, FlushPolicy, Flusher, LogConfig, PartitionLog,
 };
 use tokio::sync::watch;
 
@@ -62,7 +62,7 @@ pub struct LocalPartition {
     failure: watch::Sender<Option<String>>,
     leader_epoch: AtomicI32,
     closed: AtomicBool,
-    config: LogConfig,
+    config: Mutex<LogConfig>,
 }
 
 impl LocalPartition {
@@ -102,7 +102,7 @@ impl LocalPartition {
             failure,
             leader_epoch: AtomicI32::new(leader_epoch),
             closed: AtomicBool::new(false),
-            config,
+            config: Mutex::new(config),
         });
         let policy = match mode {
             FlushMode::GroupCommit => Some(FlushPolicy::GroupCommit),
@@ -163,9 +163,48 @@ impl LocalPartition {
         self.lock_log().size_bytes()
     }
 
-    /// The log configuration it was opened with.
-    pub fn log_config(&self) -> &LogConfig {
-        &self.config
+    /// The log configuration in effect.
+    pub fn log_config(&self) -> LogConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies a changed topic configuration to the open log (validated first). Blocking.
+    pub fn set_log_config(&self, config: LogConfig) -> Result<(), PartitionError> {
+        self.lock_log()
+            .set_config(config.clone())
+            .map_err(storage_error)?;
+        *self
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        Ok(())
+    }
+
+    /// One compaction pass if one is due (never above the high watermark). The log's lock is
+    /// held only to plan and to swap; reading and rewriting segments runs without it, so
+    /// appends and reads go on meanwhile. Blocking.
+    pub fn clean(
+        &self,
+        now_ms: i64,
+        limits: CleanerLimits,
+    ) -> Result<Option<CleanStats>, PartitionError> {
+        self.check_open()?;
+        let plan = self
+            .lock_log()
+            .plan_clean(self.hw(), now_ms, limits)
+            .map_err(storage_error)?;
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let output = plan.run().map_err(storage_error)?;
+        let stats = self
+            .lock_log()
+            .finish_clean(output)
+            .map_err(storage_error)?;
+        Ok(Some(stats))
     }
 
     fn check_open(&self) -> Result<(), PartitionError> {

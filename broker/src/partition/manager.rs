@@ -54,6 +54,9 @@ pub struct PartitionManager {
     clock: Arc<dyn Clock>,
     hosted: RwLock<HashMap<Key, Hosted>>,
     failed: RwLock<HashMap<Key, String>>,
+    /// Partitions the cleaner failed on: skipped until the broker restarts (Kafka marks them
+    /// uncleanable), so one bad segment does not fail every pass.
+    uncleanable: RwLock<std::collections::HashSet<Key>>,
     reconcile_lock: tokio::sync::Mutex<()>,
 }
 
@@ -66,6 +69,7 @@ impl PartitionManager {
             clock,
             hosted: RwLock::new(HashMap::new()),
             failed: RwLock::new(HashMap::new()),
+            uncleanable: RwLock::new(std::collections::HashSet::new()),
             reconcile_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -165,6 +169,7 @@ impl PartitionManager {
                 .collect()
         };
         write(&self.failed).retain(|k, _| wanted.contains_key(k));
+        write(&self.uncleanable).retain(|k| wanted.contains_key(k));
         for (_, partition) in stale {
             let tp = partition.topic_partition().clone();
             let result = tokio::task::spawn_blocking(move || delete_partition(&partition)).await;
@@ -178,7 +183,14 @@ impl PartitionManager {
         for (key, (tp, config, epoch)) in wanted {
             if let Some(hosted) = write(&self.hosted).get_mut(&key) {
                 if hosted.wanted != config {
-                    info!(partition = %tp, "topic configuration changed; the log applies it when the partition is next opened");
+                    // Applied live (Kafka's `LogManager.updateTopicConfig`): a quick in-memory
+                    // change under the log's lock.
+                    match hosted.partition.set_log_config(config.clone()) {
+                        Ok(()) => info!(partition = %tp, "applied the changed topic configuration"),
+                        Err(e) => {
+                            warn!(partition = %tp, "cannot apply the changed topic configuration: {e}")
+                        }
+                    }
                     hosted.wanted = config;
                 }
                 continue;
@@ -268,6 +280,58 @@ impl PartitionManager {
         }
     }
 
+    /// One cleaner pass: every compacted partition that is due is cleaned, at most `threads`
+    /// at a time on the blocking pool, each with its share of the key-map memory. Returns how
+    /// many partitions were cleaned.
+    pub async fn cleaner_pass(&self, threads: usize, dedupe_buffer_bytes: usize) -> usize {
+        let partitions: Vec<(Key, Arc<LocalPartition>)> = {
+            let uncleanable = read(&self.uncleanable);
+            read(&self.hosted)
+                .iter()
+                .filter(|(k, h)| h.wanted.cleanup_policy.compact && !uncleanable.contains(k))
+                .map(|(k, h)| (*k, h.partition.clone()))
+                .collect()
+        };
+        let threads = threads.max(1);
+        let limits = shoal_storage::CleanerLimits {
+            max_map_bytes: (dedupe_buffer_bytes / threads).max(1 << 20),
+        };
+        let mut cleaned = 0;
+        for chunk in partitions.chunks(threads) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|(_, p)| {
+                    let p = p.clone();
+                    let now = self.clock.now_ms();
+                    tokio::task::spawn_blocking(move || p.clean(now, limits))
+                })
+                .collect();
+            for (task, (key, partition)) in tasks.into_iter().zip(chunk) {
+                match task.await {
+                    Ok(Ok(Some(stats))) if stats.applied => {
+                        cleaned += 1;
+                        info!(
+                            partition = %partition.topic_partition(),
+                            segments = stats.segments_cleaned,
+                            bytes_read = stats.bytes_read,
+                            bytes_written = stats.bytes_written,
+                            records_removed = stats.records_removed,
+                            first_dirty_offset = stats.first_dirty_offset,
+                            "log cleaner compacted segments"
+                        );
+                    }
+                    Ok(Ok(_)) | Ok(Err(PartitionError::Closed)) => {}
+                    Ok(Err(e)) => {
+                        error!(partition = %partition.topic_partition(), "log cleaning failed; the partition is not cleaned again until the broker restarts: {e}");
+                        write(&self.uncleanable).insert(*key);
+                    }
+                    Err(e) => warn!("log cleaner task failed: {e}"),
+                }
+            }
+        }
+        cleaned
+    }
+
     /// Forgets idle idempotent producers on every partition (`producer.id.expiration.ms`).
     pub async fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) {
         let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
@@ -328,6 +392,13 @@ pub fn to_log_config(
         segment_ms: topic.segment_ms,
         retention_ms: topic.retention_ms,
         retention_bytes: topic.retention_bytes.max(-1),
+        cleanup_policy: topic.cleanup_policy,
+        delete_retention_ms: topic.delete_retention_ms.max(0),
+        min_cleanable_dirty_ratio: topic.min_cleanable_dirty_ratio,
+        min_compaction_lag_ms: topic
+            .min_compaction_lag_ms
+            .clamp(0, topic.max_compaction_lag_ms.max(1)),
+        max_compaction_lag_ms: topic.max_compaction_lag_ms.max(1),
         // One produce request's batches for a partition form one entry; the frame limit bounds it.
         max_entry_bytes: (max_request_bytes as u64)
             .clamp(shoal_storage::BATCH_HEADER_LEN as u64, i32::MAX as u64),

@@ -20,6 +20,8 @@ pub struct RecordMeta {
     /// Timestamp: the batch's first timestamp plus the record's delta (for LogAppendTime
     /// batches: the batch's max timestamp, as Kafka reports it).
     pub timestamp: i64,
+    /// Whether the key is not null.
+    pub has_key: bool,
 }
 
 /// Why the records of a batch are unacceptable.
@@ -83,7 +85,7 @@ pub fn walk_records(
         let offset_delta = i32::try_from(offset_delta).map_err(|_| {
             RecordError::Invalid(format!("record {i} has offset delta {offset_delta}"))
         })?;
-        skip_bytes_field(&mut record, true).map_err(|e| decode_err(e, i))?; // key
+        let has_key = skip_bytes_field(&mut record, true).map_err(|e| decode_err(e, i))?; // key
         skip_bytes_field(&mut record, true).map_err(|e| decode_err(e, i))?; // value
         let headers = read_varlong(&mut record).map_err(|e| decode_err(e, i))?;
         if headers < 0 {
@@ -109,6 +111,7 @@ pub fn walk_records(
         if !visit(RecordMeta {
             offset_delta,
             timestamp,
+            has_key,
         }) {
             return Ok(());
         }
@@ -136,6 +139,8 @@ pub struct ProducePolicy {
     pub before_max_ms: i64,
     /// `message.timestamp.after.max.ms`.
     pub after_max_ms: i64,
+    /// `cleanup.policy` includes compact: every record needs a key (Kafka's `validateKey`).
+    pub require_keys: bool,
 }
 
 /// Kafka's record-level checks of a produced batch: well-formed records, consecutive offset
@@ -156,6 +161,12 @@ pub fn validate_produced(
             return false;
         }
         expected += 1;
+        if policy.require_keys && !record.has_key {
+            failure = Some(RecordError::Invalid(
+                "Compacted topic cannot accept message without key".to_string(),
+            ));
+            return false;
+        }
         if policy.check_timestamps && record.timestamp != shoal_storage::record_batch::NO_TIMESTAMP
         {
             let low = policy.now_ms.saturating_sub(policy.before_max_ms);
@@ -246,10 +257,11 @@ pub(super) fn read_varlong(r: &mut impl Read) -> io::Result<i64> {
 }
 
 /// Skips a varint-length-prefixed byte field; -1 (null) is allowed where `nullable`.
-pub(super) fn skip_bytes_field(r: &mut impl Read, nullable: bool) -> io::Result<()> {
+/// Skips a length-prefixed field; returns whether it was present (not null).
+pub(super) fn skip_bytes_field(r: &mut impl Read, nullable: bool) -> io::Result<bool> {
     let len = read_varlong(r)?;
     if len == -1 && nullable {
-        return Ok(());
+        return Ok(false);
     }
     if len < 0 {
         return Err(io::Error::new(
@@ -264,7 +276,7 @@ pub(super) fn skip_bytes_field(r: &mut impl Read, nullable: bool) -> io::Result<
             "field runs past the record",
         ));
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -350,8 +362,16 @@ mod tests {
             now_ms: now,
             before_max_ms: 500,
             after_max_ms: 500,
+            require_keys: true,
         };
         assert_eq!(validate_produced(&b, &h, &policy(1_500)), Ok(()));
+        let mut keyless = shoal_storage::BatchBuilder::new(1_000);
+        keyless.add_record(1_000, None, Some(b"v"), &[]);
+        let keyless = keyless.build();
+        assert!(matches!(
+            validate_produced(&keyless, &header(&keyless), &policy(1_000)),
+            Err(RecordError::Invalid(m)) if m.contains("without key")
+        ));
         assert!(matches!(
             validate_produced(&b, &h, &policy(3_000)),
             Err(RecordError::Timestamp(_))

@@ -103,7 +103,7 @@ class AdminConfigsTest {
     awaitEntry(topic, "retention.ms", "604800000", ConfigSource.DEFAULT_CONFIG);
   }
 
-  /** Log compaction as a topic policy (Shoal: not supported yet, see the tag). */
+  /** Log compaction as a topic policy. */
   @Test
   @Tag("compaction")
   void compact_cleanup_policy_is_accepted_and_edited_as_a_list() {
