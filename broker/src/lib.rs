@@ -41,6 +41,7 @@ pub mod admin;
 pub mod cli;
 pub mod client_rack;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod dispatch;

@@ -31,6 +31,8 @@ use tracing::{error, info, warn};
 
 /// How long shutdown waits for connections to send their queued responses.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a cluster node spends handing its leaderships away on SIGTERM.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -257,6 +259,7 @@ async fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     );
 
     wait_for_signal().await?;
+    node.prepare_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
     info!("shutting down: closing connections");
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {

@@ -182,7 +182,7 @@ pub enum MetadataCommand {
 }
 
 /// A command that does not apply to the image.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ApplyError {
     /// A topic of that name exists.
     #[error("Topic '{0}' already exists.")]
