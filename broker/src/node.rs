@@ -14,11 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::admin::TopicAdmin;
-use crate::cluster::{ClusterRuntime, duties};
-use crate::config::ClusterConfig;
-use crate::partition::manager::Replication;
 use crate::clock::Clock;
+use crate::cluster::{ClusterRuntime, duties};
 use crate::config::BrokerConfig;
+use crate::config::ClusterConfig;
 use crate::follower_fetching::FollowerFetching;
 use crate::group::GroupCoordinator;
 use crate::metadata::meta_properties::{self, MetaPropertiesError};
@@ -28,6 +27,7 @@ use crate::metadata::{
 };
 use crate::partition::PartitionManager;
 use crate::partition::manager::METADATA_DIR;
+use crate::partition::manager::Replication;
 use crate::producer_ids::ProducerIdManager;
 
 /// Why the node cannot start.

@@ -106,7 +106,10 @@ pub async fn fence_silent_brokers(node: Arc<Node>, cluster: Arc<ClusterRuntime>)
                 .collect()
         };
         for node_id in silent {
-            warn!(node_id, "fencing broker: no heartbeat within broker.session.timeout.ms");
+            warn!(
+                node_id,
+                "fencing broker: no heartbeat within broker.session.timeout.ms"
+            );
             if let Err(e) = node
                 .metadata
                 .apply(MetadataCommand::FenceBroker { node_id })
@@ -161,7 +164,8 @@ fn leader_report(
     } else {
         measured
     };
-    isr.retain(|r| state.replicas.contains(r));
+    // Fenced brokers leave every ISR at once, as in KRaft.
+    isr.retain(|r| state.replicas.contains(r) && image.brokers().get(r).is_some_and(|b| !b.fenced));
     isr.push(node_id);
     isr.sort_unstable();
     isr.dedup();
@@ -236,9 +240,7 @@ fn successor(image: &MetadataImage, partition: &RaftPartition, node_id: i32) -> 
         .partitions
         .get(usize::try_from(tp.partition).ok()?)?;
     state.replicas.iter().copied().find(|r| {
-        *r != node_id
-            && state.isr.contains(r)
-            && image.brokers().get(r).is_some_and(|b| !b.fenced)
+        *r != node_id && state.isr.contains(r) && image.brokers().get(r).is_some_and(|b| !b.fenced)
     })
 }
 
@@ -259,10 +261,11 @@ pub async fn rebalance_leaders(node: Arc<Node>, cluster: Arc<ClusterRuntime>) {
                 continue;
             }
             let tp = partition.topic_partition().clone();
-            let Some(state) = image
-                .topic_by_id(&tp.topic_id)
-                .and_then(|t| t.partitions.get(usize::try_from(tp.partition).ok()?).cloned())
-            else {
+            let Some(state) = image.topic_by_id(&tp.topic_id).and_then(|t| {
+                t.partitions
+                    .get(usize::try_from(tp.partition).ok()?)
+                    .cloned()
+            }) else {
                 continue;
             };
             let Some(&preferred) = state.replicas.first() else {
@@ -296,9 +299,12 @@ pub async fn controlled_shutdown(node: &Node, cluster: &ClusterRuntime, deadline
         .into_iter()
         .filter(|p| p.replica().leadership().role == RaftRole::Leader)
         .collect();
-    info!(partitions = partitions.len(), "controlled shutdown: handing leaderships away");
-    let moves = futures::stream::iter(partitions)
-        .for_each_concurrent(REPORT_CONCURRENCY, |partition| {
+    info!(
+        partitions = partitions.len(),
+        "controlled shutdown: handing leaderships away"
+    );
+    let moves =
+        futures::stream::iter(partitions).for_each_concurrent(REPORT_CONCURRENCY, |partition| {
             let image = image.clone();
             async move {
                 let tp = partition.topic_partition().clone();
@@ -312,7 +318,9 @@ pub async fn controlled_shutdown(node: &Node, cluster: &ClusterRuntime, deadline
                     .await
                 {
                     Ok(()) => debug!(partition = %tp, to, "leadership handed over"),
-                    Err(e) => warn!(partition = %tp, to, "controlled shutdown: transfer failed: {e}"),
+                    Err(e) => {
+                        warn!(partition = %tp, to, "controlled shutdown: transfer failed: {e}")
+                    }
                 }
             }
         });
@@ -339,14 +347,17 @@ pub async fn controlled_shutdown(node: &Node, cluster: &ClusterRuntime, deadline
     }
     let controller = cluster.store.controller();
     if controller.leadership().role == RaftRole::Leader
-        && let Some(to) = cluster
-            .config
-            .voters
-            .keys()
-            .copied()
-            .find(|v| *v != cluster.node_id && image.brokers().get(v).is_some_and(|b| !b.fenced))
-        && let Err(e) = controller.transfer_leadership(to as u64, TRANSFER_TIMEOUT).await
+        && let Some(to) =
+            cluster.config.voters.keys().copied().find(|v| {
+                *v != cluster.node_id && image.brokers().get(v).is_some_and(|b| !b.fenced)
+            })
+        && let Err(e) = controller
+            .transfer_leadership(to as u64, TRANSFER_TIMEOUT)
+            .await
     {
-        warn!(to, "controlled shutdown: controller leadership transfer failed: {e}");
+        warn!(
+            to,
+            "controlled shutdown: controller leadership transfer failed: {e}"
+        );
     }
 }

@@ -55,8 +55,10 @@ impl ControllerStateMachine for MetadataStateMachine {
             }
         };
         if let MetadataCommand::BrokerHeartbeat { node_id }
-        | MetadataCommand::RegisterBroker(crate::metadata::BrokerRegistration { node_id, .. }) =
-            &command
+        | MetadataCommand::RegisterBroker(crate::metadata::BrokerRegistration {
+            node_id,
+            ..
+        }) = &command
         {
             self.liveness
                 .lock()

@@ -124,13 +124,8 @@ impl ClusterRuntime {
             let addr = resolve(&voter.host, voter.port).await?;
             transport.set_peer(voter.node_id as u64, addr);
         }
-        let replicas = ReplicaManager::new(
-            node_id as u64,
-            replication,
-            transport.clone(),
-            fs,
-            clock,
-        )?;
+        let replicas =
+            ReplicaManager::new(node_id as u64, replication, transport.clone(), fs, clock)?;
 
         let dir: PathBuf = config.log_dirs[0].join(METADATA_DIR);
         let lowest = cluster.voters.keys().next().copied();
@@ -146,7 +141,11 @@ impl ClusterRuntime {
                         segment_bytes: 16 << 20,
                         ..LogConfig::default()
                     },
-                    voters: cluster.voters.keys().map(|v| *v as u64).collect::<BTreeSet<_>>(),
+                    voters: cluster
+                        .voters
+                        .keys()
+                        .map(|v| *v as u64)
+                        .collect::<BTreeSet<_>>(),
                     bootstrap,
                 },
                 Box::new(state_machine),

@@ -58,7 +58,11 @@ fn not_leader(e: &ProposeError) -> PartitionError {
 
 impl RaftPartition {
     /// Wraps this node's replica of `tp`.
-    pub fn new(tp: TopicPartition, replica: PartitionReplica, replica_lag_time_max_ms: i64) -> Self {
+    pub fn new(
+        tp: TopicPartition,
+        replica: PartitionReplica,
+        replica_lag_time_max_ms: i64,
+    ) -> Self {
         Self {
             tp,
             replica,
@@ -171,7 +175,9 @@ impl PartitionHandle for RaftPartition {
                             duplicate_timestamp: Some(batch.timestamp),
                         });
                     }
-                    Err(StorageError::Producer(p)) => return Err(producer_state_error(&p, &self.tp)),
+                    Err(StorageError::Producer(p)) => {
+                        return Err(producer_state_error(&p, &self.tp));
+                    }
                     Err(other) => return Err(storage_error(other)),
                 }
             }

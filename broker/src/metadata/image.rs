@@ -486,9 +486,11 @@ impl MetadataImage {
                 broker.fenced = true;
                 let fenced = *node_id;
                 for topic in next.topics.values_mut() {
-                    if !topic.partitions.iter().any(|p| {
-                        p.leader == fenced || (p.isr.contains(&fenced) && p.isr.len() > 1)
-                    }) {
+                    if !topic
+                        .partitions
+                        .iter()
+                        .any(|p| p.leader == fenced || (p.isr.contains(&fenced) && p.isr.len() > 1))
+                    {
                         continue;
                     }
                     let t = Arc::make_mut(topic);

@@ -238,12 +238,15 @@ impl LocalPartition {
             joined(
                 tokio::task::spawn_blocking(move || {
                     timestamp_lookup(
-                        || log.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                        || {
+                            log.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        },
                         visible_end,
                         target,
                     )
                 })
-                    .await,
+                .await,
             )
         })
     }

@@ -17,12 +17,12 @@ use uuid::Uuid;
 
 use super::handle::{PartitionError, PartitionHandle, PartitionLookup, TopicPartition};
 use super::local::LocalPartition;
-use crate::cluster::raft_partition::RaftPartition;
-use shoal_replication::{PartitionId, PartitionSpec, ReplicaManager};
 use crate::admin::PartitionSync;
+use crate::cluster::raft_partition::RaftPartition;
 use crate::config::{BrokerConfig, ConfigView, FlushMode, TopicLogConfig};
 use crate::metadata::meta_properties::base64_url;
 use crate::metadata::{MetadataImage, TopicImage};
+use shoal_replication::{PartitionId, PartitionSpec, ReplicaManager};
 
 impl PartitionLookup for PartitionManager {
     fn get(
@@ -193,7 +193,12 @@ impl PartitionManager {
                     };
                     wanted.insert(
                         (topic.id, index as i32),
-                        (tp, config.clone(), state.leader_epoch, state.replicas.clone()),
+                        (
+                            tp,
+                            config.clone(),
+                            state.leader_epoch,
+                            state.replicas.clone(),
+                        ),
                     );
                 }
             }
@@ -255,7 +260,14 @@ impl PartitionManager {
                 // later must not form a second, diverging group).
                 let bootstrap = created && epoch == 0 && replicas.first() == Some(&node);
                 let opened = self
-                    .open_raft_partition(replication, &tp, &dir, config.clone(), &replicas, bootstrap)
+                    .open_raft_partition(
+                        replication,
+                        &tp,
+                        &dir,
+                        config.clone(),
+                        &replicas,
+                        bootstrap,
+                    )
                     .await;
                 match opened {
                     Ok(partition) => {
