@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shoal_broker::cli::partitions;
+use shoal_broker::cli::{dev_cluster, partitions};
 use shoal_broker::clock::{Clock, SystemClock};
 use shoal_broker::config::{self, BrokerConfig, ConfigInput, Origin};
 use shoal_broker::connection::ConnectionLimits;
@@ -32,7 +32,7 @@ use tracing::{error, info, warn};
 /// How long shutdown waits for connections to send their queued responses.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a cluster node spends handing its leaderships away on SIGTERM.
-const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +69,31 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 10_000)]
         timeout_ms: u64,
     },
+    /// Runs a local multi-node cluster on loopback (one `shoal` process per broker, racks
+    /// assigned round-robin) and prints its bootstrap servers; Ctrl-C stops it.
+    DevCluster {
+        /// Number of brokers (each also a controller voter).
+        #[arg(long, default_value_t = 3)]
+        brokers: usize,
+        /// Comma-separated racks, assigned to brokers in turn.
+        #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+        racks: Vec<String>,
+        /// Client port of broker 1; broker i listens on port + i - 1.
+        #[arg(long, default_value_t = 9092)]
+        port: u16,
+        /// Controller port of broker 1; broker i uses controller-port + i - 1.
+        #[arg(long, default_value_t = 9192)]
+        controller_port: u16,
+        /// Data directory (one sub-directory per broker).
+        #[arg(long, value_name = "DIR", default_value = "./shoal-dev-cluster")]
+        data_dir: PathBuf,
+        /// Start from empty data directories.
+        #[arg(long)]
+        clean: bool,
+        /// Sets a property on every broker (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        properties: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +105,27 @@ fn main() -> ExitCode {
     }) = &cli.command
     {
         return show_partitions(bootstrap_server, topic.as_deref(), *timeout_ms);
+    }
+    if let Some(Command::DevCluster {
+        brokers,
+        racks,
+        port,
+        controller_port,
+        data_dir,
+        clean,
+        properties,
+    }) = &cli.command
+    {
+        let options = dev_cluster::DevClusterOptions {
+            brokers: *brokers,
+            racks: racks.clone(),
+            port: *port,
+            controller_port: *controller_port,
+            data_dir: data_dir.clone(),
+            clean: *clean,
+            overrides: properties.clone(),
+        };
+        return run_dev_cluster(&options);
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -116,6 +162,47 @@ fn main() -> ExitCode {
         Err(e) => {
             error!("{e:#}");
             eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_dev_cluster(options: &dev_cluster::DevClusterOptions) -> ExitCode {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shoal: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = options.clone();
+    let cluster = std::thread::spawn(move || dev_cluster::run(&options, stop_rx));
+    let signalled = runtime.block_on(async {
+        let mut done = tokio::task::spawn_blocking(move || cluster.join());
+        tokio::select! {
+            result = wait_for_signal() => {
+                let _ = stop_tx.send(());
+                (result, done.await)
+            }
+            joined = &mut done => (Ok(()), joined),
+        }
+    });
+    match signalled {
+        (Err(e), _) => {
+            eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+        (Ok(()), Ok(Ok(Ok(())))) => ExitCode::SUCCESS,
+        (Ok(()), Ok(Ok(Err(e)))) => {
+            eprintln!("shoal dev-cluster: {e}");
+            ExitCode::from(1)
+        }
+        (Ok(()), _) => {
+            eprintln!("shoal dev-cluster: the supervisor thread failed");
             ExitCode::from(1)
         }
     }

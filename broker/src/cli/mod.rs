@@ -1,3 +1,4 @@
 //! Subcommands of the `shoal` binary other than running a broker.
 
+pub mod dev_cluster;
 pub mod partitions;

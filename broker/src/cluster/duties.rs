@@ -231,16 +231,29 @@ pub async fn report_leadership(node: Arc<Node>, cluster: Arc<ClusterRuntime>) {
     }
 }
 
-/// Another in-sync, live replica to hand `partition`'s leadership to: the preferred replica
-/// first, then the others in replica order.
-fn successor(image: &MetadataImage, partition: &RaftPartition, node_id: i32) -> Option<i32> {
+/// Another live replica that is caught up right now (it answered the leader within the last
+/// second) to hand `partition`'s leadership to: the preferred replica first, then the others
+/// in replica order.
+fn successor(
+    image: &MetadataImage,
+    partition: &RaftPartition,
+    node_id: i32,
+    now_ms: i64,
+) -> Option<i32> {
     let tp = partition.topic_partition();
     let state = image
         .topic_by_id(&tp.topic_id)?
         .partitions
         .get(usize::try_from(tp.partition).ok()?)?;
+    let progress = partition.replica().follower_progress()?;
     state.replicas.iter().copied().find(|r| {
-        *r != node_id && state.isr.contains(r) && image.brokers().get(r).is_some_and(|b| !b.fenced)
+        *r != node_id
+            && image.brokers().get(r).is_some_and(|b| !b.fenced)
+            && progress.iter().any(|p| {
+                i32::try_from(p.node).ok() == Some(*r)
+                    && p.last_caught_up_ms
+                        .is_some_and(|t| now_ms.saturating_sub(t) <= 1000)
+            })
     })
 }
 
@@ -303,41 +316,57 @@ pub async fn controlled_shutdown(node: &Node, cluster: &ClusterRuntime, deadline
         partitions = partitions.len(),
         "controlled shutdown: handing leaderships away"
     );
-    let moves =
-        futures::stream::iter(partitions).for_each_concurrent(REPORT_CONCURRENCY, |partition| {
+    let started = Instant::now();
+    let now_ms = node.clock.now_ms();
+    let moved = std::sync::Mutex::new(std::collections::HashSet::new());
+    let transfer_timeout = deadline.min(TRANSFER_TIMEOUT);
+    let moves = futures::stream::iter(partitions).for_each_concurrent(
+        REPORT_CONCURRENCY,
+        |partition| {
             let image = image.clone();
+            let moved = &moved;
             async move {
                 let tp = partition.topic_partition().clone();
-                let Some(to) = successor(&image, &partition, cluster.node_id) else {
-                    warn!(partition = %tp, "controlled shutdown: no in-sync replica to take over");
+                let Some(to) = successor(&image, &partition, cluster.node_id, now_ms) else {
+                    warn!(partition = %tp, "controlled shutdown: no caught-up replica to take over");
                     return;
                 };
                 match partition
                     .replica()
-                    .transfer_leadership(to as u64, TRANSFER_TIMEOUT)
+                    .transfer_leadership(to as u64, transfer_timeout)
                     .await
                 {
-                    Ok(()) => debug!(partition = %tp, to, "leadership handed over"),
+                    Ok(()) => {
+                        debug!(partition = %tp, to, "leadership handed over");
+                        moved
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert((tp.topic_id, tp.partition));
+                    }
                     Err(e) => {
                         warn!(partition = %tp, to, "controlled shutdown: transfer failed: {e}")
                     }
                 }
             }
-        });
-    let started = Instant::now();
+        },
+    );
     if tokio::time::timeout(deadline, moves).await.is_err() {
         warn!("controlled shutdown: not every leadership moved within {deadline:?}");
     }
     // Clients find the new leaders in the metadata once they have reported themselves.
+    let moved = moved
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut images = node.metadata.subscribe();
     let left = deadline.saturating_sub(started.elapsed());
     let reported = tokio::time::timeout(
         left,
         images.wait_for(|image| {
-            !image.topics().any(|t| {
-                t.partitions.iter().any(|p| {
-                    p.leader == cluster.node_id && p.replicas.iter().any(|r| *r != cluster.node_id)
-                })
+            !moved.iter().any(|(topic, partition)| {
+                image
+                    .topic_by_id(topic)
+                    .and_then(|t| t.partitions.get(usize::try_from(*partition).ok()?))
+                    .is_some_and(|p| p.leader == cluster.node_id)
             })
         }),
     )
@@ -346,13 +375,16 @@ pub async fn controlled_shutdown(node: &Node, cluster: &ClusterRuntime, deadline
         warn!("controlled shutdown: the metadata still names this broker as a leader");
     }
     let controller = cluster.store.controller();
+    // A voter with an open connection: a node that just stopped is not a candidate.
+    let connected = cluster.transport.connected_peers();
     if controller.leadership().role == RaftRole::Leader
-        && let Some(to) =
-            cluster.config.voters.keys().copied().find(|v| {
-                *v != cluster.node_id && image.brokers().get(v).is_some_and(|b| !b.fenced)
-            })
+        && let Some(to) = cluster.config.voters.keys().copied().find(|v| {
+            *v != cluster.node_id
+                && connected.contains(&(*v as u64))
+                && image.brokers().get(v).is_some_and(|b| !b.fenced)
+        })
         && let Err(e) = controller
-            .transfer_leadership(to as u64, TRANSFER_TIMEOUT)
+            .transfer_leadership(to as u64, TRANSFER_TIMEOUT.min(deadline))
             .await
     {
         warn!(
