@@ -663,6 +663,132 @@ mod tests {
         MetadataImage::empty("c").apply(&broker(1)).unwrap()
     }
 
+    fn three_brokers_one_topic() -> MetadataImage {
+        let mut img = MetadataImage::empty("");
+        for id in 1..=3 {
+            img = img.apply(&broker(id)).unwrap();
+        }
+        img.apply(&MetadataCommand::CreateTopic {
+            id: Uuid::from_u128(7),
+            name: "t".into(),
+            assignments: vec![vec![1, 2, 3], vec![2, 3, 1]],
+            configs: BTreeMap::new(),
+        })
+        .unwrap()
+    }
+
+    fn report(partition: i32, leader: i32, epoch: i32, isr: &[i32]) -> MetadataCommand {
+        MetadataCommand::SetPartitionLeader {
+            topic_id: Uuid::from_u128(7),
+            partition,
+            leader,
+            leader_epoch: epoch,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_first_cluster_id_wins() {
+        let img = MetadataImage::empty("");
+        let named = img
+            .apply(&MetadataCommand::InitCluster {
+                cluster_id: "one".into(),
+            })
+            .unwrap();
+        assert_eq!(named.cluster_id(), "one");
+        assert!(
+            named
+                .apply(&MetadataCommand::InitCluster {
+                    cluster_id: "one".into()
+                })
+                .is_ok()
+        );
+        assert!(matches!(
+            named.apply(&MetadataCommand::InitCluster {
+                cluster_id: "two".into()
+            }),
+            Err(ApplyError::ClusterIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn leader_reports_apply_only_when_newer() {
+        let img = three_brokers_one_topic();
+        let p = |img: &MetadataImage| {
+            img.topic_by_id(&Uuid::from_u128(7)).unwrap().partitions[0].clone()
+        };
+        let img = img.apply(&report(0, 2, 3, &[3, 2])).unwrap();
+        let state = p(&img);
+        assert_eq!((state.leader, state.leader_epoch), (2, 3));
+        assert_eq!(state.isr, vec![2, 3], "ISR in replica order");
+        // The same leader shrinks its ISR in its term; a deposed leader's late report is refused.
+        let img = img.apply(&report(0, 2, 3, &[2])).unwrap();
+        assert_eq!(p(&img).isr, vec![2]);
+        assert!(matches!(
+            img.apply(&report(0, 1, 2, &[1])),
+            Err(ApplyError::StaleLeader(_))
+        ));
+        assert!(matches!(
+            img.apply(&report(0, 1, 3, &[1])),
+            Err(ApplyError::StaleLeader(_))
+        ));
+        // A leader outside the ISR it reports, or a non-replica, is refused.
+        assert!(img.apply(&report(0, 1, 4, &[2])).is_err());
+        assert!(img.apply(&report(0, 9, 4, &[9])).is_err());
+        assert!(matches!(
+            img.apply(&report(5, 1, 4, &[1])),
+            Err(ApplyError::UnknownPartition(..))
+        ));
+    }
+
+    #[test]
+    fn fencing_takes_a_broker_out_of_isrs_and_leadership() {
+        let img = three_brokers_one_topic()
+            .apply(&report(0, 1, 1, &[1, 2, 3]))
+            .unwrap()
+            .apply(&report(1, 2, 1, &[2]))
+            .unwrap();
+        assert!(img.is_noop(&MetadataCommand::BrokerHeartbeat { node_id: 2 }));
+        let fenced = img
+            .apply(&MetadataCommand::FenceBroker { node_id: 1 })
+            .unwrap();
+        let topic = fenced.topic_by_id(&Uuid::from_u128(7)).unwrap();
+        assert_eq!(topic.partitions[0].leader, -1);
+        assert_eq!(topic.partitions[0].isr, vec![2, 3]);
+        assert_eq!(fenced.offline_replicas(&topic.partitions[0]), vec![1]);
+        // The last ISR member stays.
+        let fenced = fenced
+            .apply(&MetadataCommand::FenceBroker { node_id: 2 })
+            .unwrap();
+        assert_eq!(
+            fenced.topic_by_id(&Uuid::from_u128(7)).unwrap().partitions[1].isr,
+            vec![2]
+        );
+        // A heartbeat unfences; the leader that comes back at the same epoch may report again.
+        assert!(!fenced.is_noop(&MetadataCommand::BrokerHeartbeat { node_id: 1 }));
+        let back = fenced
+            .apply(&MetadataCommand::BrokerHeartbeat { node_id: 1 })
+            .unwrap();
+        assert!(!back.brokers()[&1].fenced);
+        assert!(back.apply(&report(0, 1, 1, &[1, 3])).is_ok());
+    }
+
+    #[test]
+    fn snapshots_restore_the_same_image() {
+        let img = three_brokers_one_topic()
+            .apply(&report(0, 3, 5, &[3, 1]))
+            .unwrap()
+            .apply(&MetadataCommand::AllocateProducerIds {
+                node_id: 1,
+                first_producer_id: 0,
+                next_producer_id: 1000,
+            })
+            .unwrap();
+        let json = serde_json::to_vec(&img.to_snapshot()).unwrap();
+        let restored = MetadataImage::from_snapshot(serde_json::from_slice(&json).unwrap());
+        assert_eq!(restored, img);
+    }
+
     #[test]
     fn create_delete_and_grow_topics() {
         let img = image().apply(&create(10, "a", 2)).unwrap();
