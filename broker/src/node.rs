@@ -4,6 +4,12 @@
 //! replay the metadata log and register this broker with its advertised endpoints, then remove
 //! directories of deleted topics and open (recover) every hosted partition. Only then does the
 //! server accept connections.
+//!
+//! In cluster mode ([`crate::cluster`]) the metadata comes from the controller quorum instead:
+//! the node binds its controller listener, opens (or on the first start of a new cluster, with
+//! the lowest voter, forms) the controller group, waits for the quorum to name the cluster,
+//! checks or writes `meta.properties` with that id, registers, opens its partition replicas as
+//! Raft groups and starts the cluster duties.
 
 use std::path::PathBuf;
 use std::sync::Arc;
