@@ -98,14 +98,20 @@ pub fn load(
             return None;
         }
     };
-    if voters.is_empty() {
-        return None;
-    }
-    if voters.len() == 1 && voters.contains_key(&node_id) {
-        warnings.push(
-            "controller.quorum.voters names only this node: running a single-node broker (process.roles and the controller listener are not used)"
-                .to_string(),
-        );
+    let single_node = voters.is_empty() || (voters.len() == 1 && voters.contains_key(&node_id));
+    if single_node {
+        if statics.explicit("process.roles").is_some() {
+            warnings.push(
+                "process.roles is accepted but has no effect: without other nodes in controller.quorum.voters, Shoal runs a single-node broker"
+                    .to_string(),
+            );
+        }
+        if !voters.is_empty() {
+            warnings.push(
+                "controller.quorum.voters names only this node: running a single-node broker"
+                    .to_string(),
+            );
+        }
         return None;
     }
     let before = problems.len();
