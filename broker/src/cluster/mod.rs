@@ -51,6 +51,9 @@ pub enum ClusterError {
     /// A metadata command failed.
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
+    /// The data directories cannot be used in cluster mode.
+    #[error("{0}")]
+    Data(String),
     /// The node was stopped while waiting for the quorum.
     #[error("stopped while waiting for the controller quorum")]
     Stopped,
@@ -128,6 +131,12 @@ impl ClusterRuntime {
             ReplicaManager::new(node_id as u64, replication, transport.clone(), fs, clock)?;
 
         let dir: PathBuf = config.log_dirs[0].join(METADATA_DIR);
+        if dir.join(crate::metadata::log::LOG_FILE).exists() {
+            return Err(ClusterError::Data(format!(
+                "{} holds a single-node broker's metadata: a single-node data directory cannot join a cluster; start cluster nodes on new log.dirs",
+                dir.display()
+            )));
+        }
         let lowest = cluster.voters.keys().next().copied();
         let bootstrap = !dir.exists() && lowest == Some(node_id);
         let (images, _) = watch::channel(Arc::new(MetadataImage::empty("")));
