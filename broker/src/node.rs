@@ -56,6 +56,12 @@ pub enum StartupError {
     /// A startup task panicked.
     #[error("startup task failed: {0}")]
     Task(String),
+    /// The log directories belong to a cluster node, but no other voters are configured.
+    #[error(
+        "{} holds a cluster node's metadata: start this node with its cluster's controller.quorum.voters",
+        .0.display()
+    )]
+    ClusterData(PathBuf),
     /// Cluster mode could not start.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
@@ -144,6 +150,11 @@ impl Node {
             fenced: false,
         });
         let metadata_dir = config.log_dirs[0].join(METADATA_DIR);
+        // A cluster node's controller group lives here; opened as a single node, its partition
+        // directories would look deleted and be removed.
+        if metadata_dir.join("raft-vote").exists() {
+            return Err(StartupError::ClusterData(metadata_dir));
+        }
         let cluster = cluster_id.clone();
         let (store, report) = tokio::task::spawn_blocking(move || {
             LocalMetadataStore::open(&metadata_dir, &cluster, registration)
