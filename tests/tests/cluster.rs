@@ -306,3 +306,60 @@ async fn acknowledged_writes_survive_the_loss_of_each_leader_in_turn() -> anyhow
     }
     Ok(())
 }
+
+#[test]
+fn data_directories_do_not_switch_between_single_node_and_cluster() -> anyhow::Result<()> {
+    use shoal_tests::broker::run_to_exit;
+    use shoal_tests::{Broker, BrokerOptions};
+
+    // A single node's data refuses to join a cluster ...
+    let mut single = Broker::start(BrokerOptions::default())?;
+    single.stop()?;
+    let logs = single.data_dir().join("logs");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let voters = format!("controller.quorum.voters=1@127.0.0.1:{port},2@127.0.0.1:1");
+    let listeners = format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}");
+    let log_dirs = format!("log.dirs={}", logs.display());
+    let args = [
+        "--override",
+        "process.roles=broker,controller",
+        "--override",
+        &voters,
+        "--override",
+        "controller.listener.names=CONTROLLER",
+        "--override",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "--override",
+        &listeners,
+        "--override",
+        &log_dirs,
+    ];
+    let (status, output) = run_to_exit(&args, &[])?;
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("single-node broker's metadata"), "{output}");
+
+    // ... and a cluster node's data refuses to start as a single node.
+    let mut cluster = Cluster::start(&["a", "b", "c"], &props())?;
+    cluster.stop(3)?;
+    let dirs = format!("log.dirs={}", cluster.data_dir(3).display());
+    let (status, output) = run_to_exit(
+        &[
+            "--override",
+            &dirs,
+            "--override",
+            "listeners=PLAINTEXT://127.0.0.1:0",
+            "--override",
+            "node.id=3",
+        ],
+        &[],
+    )?;
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("cluster node's metadata"), "{output}");
+    assert!(
+        cluster.data_dir(3).join("__cluster_metadata-0").exists(),
+        "nothing was removed"
+    );
+    Ok(())
+}
