@@ -363,3 +363,71 @@ fn data_directories_do_not_switch_between_single_node_and_cluster() -> anyhow::R
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_leadership_away_and_it_returns_to_the_preferred_replica()
+-> anyhow::Result<()> {
+    let mut properties = props();
+    properties.retain(|(k, _)| *k != "auto.leader.rebalance.enable");
+    properties.push(("auto.leader.rebalance.enable", "true"));
+    properties.push(("leader.imbalance.check.interval.seconds", "1"));
+    // Long enough that only the controlled shutdown, not fencing, can move the leaders in time.
+    properties.retain(|(k, _)| *k != "broker.session.timeout.ms");
+    properties.push(("broker.session.timeout.ms", "60000"));
+    let mut cluster = Cluster::start(&["a", "b", "c"], &properties)?;
+    let mut client = Client::connect(&cluster.node(1).address()).await?;
+    assert_eq!(client.create_topic(TOPIC, PARTITIONS, &[]).await?, 0);
+    let initial = wait_layout(&cluster, "initial layout", |l| {
+        l.len() == PARTITIONS as usize && l.values().all(|p| p.0 > 0 && p.1.len() == 3)
+    })
+    .await?;
+    // Every partition's Raft group has reported its leader (epoch > 0) and the preferred
+    // replicas lead.
+    for partition in 0..PARTITIONS {
+        let batch = shoal_tests::records::batch(
+            &[shoal_tests::records::TestRecord::new("k", "v", 0)],
+            Compression::None,
+        );
+        produce_acked(&cluster, partition, &batch).await?;
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut client = Client::connect(&cluster.node(1).address()).await?;
+        let metadata = client.metadata(Some(&[TOPIC]), false).await?;
+        let reported = metadata.topics[0].partitions.iter().all(|p| {
+            p.leader_epoch > 0 && p.replica_nodes.first().map(|b| b.0) == Some(p.leader_id.0)
+        });
+        if reported {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("leaders not reported: {:?}", metadata.topics[0].partitions);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (&partition, &(leader, ..)) = initial.iter().next().context("a partition")?;
+
+    // SIGTERM: by the time the process has exited, the metadata names another leader (the
+    // broker is not fenced yet: its session lasts a minute).
+    cluster.stop(leader)?;
+    let survivor = (1..=3).find(|n| *n != leader).context("a survivor")?;
+    let now = layout(&cluster.node(survivor).address()).await?;
+    assert_ne!(
+        now[&partition].0, leader,
+        "controlled shutdown moved the leader: {now:?}"
+    );
+    assert!(now[&partition].0 > 0);
+
+    // Back, in sync, and leading its partitions again.
+    cluster.restart(leader)?;
+    wait_layout(&cluster, "preferred leaders restored", |l| {
+        l.values()
+            .all(|(leader, isr, replicas, _)| isr.len() == 3 && Some(leader) == replicas.first())
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    for id in 1..=3 {
+        cluster.stop(id)?;
+    }
+    Ok(())
+}
