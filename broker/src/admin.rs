@@ -195,8 +195,15 @@ pub fn plan_create_topic(
         if partitions as usize > MAX_PARTITIONS_PER_REQUEST {
             return Err(excessive());
         }
-        placement::place(&candidates(image), partitions as usize, rf, 0)
-            .map_err(|e| kafka_error(BrokerError::Placement(&e)))?
+        // Kafka starts each topic's layout at a random broker so that leaders of different
+        // topics spread; a hash of the name does the same, reproducibly.
+        placement::place(
+            &candidates(image),
+            partitions as usize,
+            rf,
+            layout_start(&topic.name),
+        )
+        .map_err(|e| kafka_error(BrokerError::Placement(&e)))?
     };
     let num_partitions = assignments.len() as i32;
     let replication_factor = assignments.first().map_or(0, |r| r.len() as i16);
@@ -218,6 +225,14 @@ fn excessive() -> ApiError {
         ResponseError::PolicyViolation,
         "Unable to perform excessively large batch operation.",
     )
+}
+
+/// Where a new topic's placement starts (FNV-1a of its name).
+fn layout_start(name: &str) -> usize {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % 1_000_003) as usize
 }
 
 fn candidates(image: &MetadataImage) -> Vec<Candidate> {

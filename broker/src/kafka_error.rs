@@ -79,6 +79,9 @@ pub fn kafka_error(error: BrokerError<'_>) -> ApiError {
         BrokerError::Metadata(e @ (MetadataError::Log(_) | MetadataError::Task(_))) => {
             ApiError::new(E::UnknownServerError, e.to_string())
         }
+        BrokerError::Metadata(e @ MetadataError::Unavailable(_)) => {
+            ApiError::new(E::RequestTimedOut, e.to_string())
+        }
         BrokerError::Apply(e) => {
             let code = match e {
                 ApplyError::TopicExists(_) => E::TopicAlreadyExists,
@@ -88,7 +91,11 @@ pub fn kafka_error(error: BrokerError<'_>) -> ApiError {
                     E::InvalidTopicException
                 }
                 ApplyError::InvalidAssignment(_) => E::InvalidReplicaAssignment,
-                ApplyError::StaleProducerIdBlock { .. } => E::UnknownServerError,
+                ApplyError::StaleProducerIdBlock { .. }
+                | ApplyError::ClusterIdMismatch { .. }
+                | ApplyError::UnknownBroker(_)
+                | ApplyError::StaleLeader(_) => E::UnknownServerError,
+                ApplyError::UnknownPartition(..) => E::UnknownTopicOrPartition,
             };
             ApiError::new(code, e.to_string())
         }

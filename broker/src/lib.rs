@@ -1,4 +1,4 @@
-//! The Shoal broker: a Kafka-compatible broker on one node.
+//! The Shoal broker: a Kafka-compatible broker, on one node or as a member of a cluster.
 //!
 //! What it owns: the `shoal` binary's configuration ([`config`]), the TCP server
 //! ([`server`] → [`connection`] → [`dispatch`] → [`handlers`], one module per Kafka API), the
@@ -31,6 +31,20 @@
 //! [`api_coverage`] counts the requests [`dispatch`] serves per (API, version) and, for the
 //! conformance suites, reports them with the registry on shutdown.
 //!
+//! Single node and cluster: with no `controller.quorum.voters` (or a quorum of this node alone)
+//! the node is a single-node broker: [`metadata::LocalMetadataStore`] and
+//! [`partition::LocalPartition`]s directly on storage, exactly as before. With other voters,
+//! [`config::ClusterConfig`] puts the node in cluster mode ([`cluster`]): the same handlers see
+//! the same seams, but metadata comes from [`cluster::metadata_store::ReplicatedMetadataStore`]
+//! (the controller Raft group of `shoal-replication`, commands forwarded to its leader, every
+//! broker applying them to its own image) and each hosted partition is a
+//! [`cluster::raft_partition::RaftPartition`] (a Raft group whose log is the partition log; the
+//! high watermark is the commit index, the leader epoch the Raft term). Background duties
+//! ([`cluster::duties`]) report leaders and ISRs to the metadata, fence silent brokers, move
+//! leadership back to preferred replicas and hand it away on SIGTERM. Group coordinators follow
+//! the metadata's leaders of `__consumer_offsets` partitions in both modes. [`cli`] also holds
+//! `shoal dev-cluster`, a local multi-node cluster of `shoal` processes.
+//!
 //! Follower fetching (KIP-392): [`replica_selector`] decides, as plain functions, which replica a
 //! consumer should read from; the Fetch handler asks it on partition leaders, with the client's
 //! rack from the request or from [`client_rack`] (`client.rack.cidrs`), and serves consumers on
@@ -44,6 +58,7 @@ pub mod api_coverage;
 pub mod cli;
 pub mod client_rack;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod dispatch;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shoal_broker::cli::{healthcheck, partitions};
+use shoal_broker::cli::{dev_cluster, healthcheck, partitions};
 use shoal_broker::clock::{Clock, SystemClock};
 use shoal_broker::config::{self, BrokerConfig, ConfigInput, Origin};
 use shoal_broker::connection::ConnectionLimits;
@@ -36,6 +36,8 @@ use tracing::{error, info, warn};
 
 /// How long shutdown waits for connections to send their queued responses.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a cluster node spends handing its leaderships away on SIGTERM.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,6 +94,31 @@ enum Command {
               value_parser = clap::value_parser!(u64).range(1..))]
         timeout_ms: u64,
     },
+    /// Runs a local multi-node cluster on loopback (one `shoal` process per broker, racks
+    /// assigned round-robin) and prints its bootstrap servers; Ctrl-C stops it.
+    DevCluster {
+        /// Number of brokers (each also a controller voter).
+        #[arg(long, default_value_t = 3)]
+        brokers: usize,
+        /// Comma-separated racks, assigned to brokers in turn.
+        #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+        racks: Vec<String>,
+        /// Client port of broker 1; broker i listens on port + i - 1.
+        #[arg(long, default_value_t = 9092)]
+        port: u16,
+        /// Controller port of broker 1; broker i uses controller-port + i - 1.
+        #[arg(long, default_value_t = 9192)]
+        controller_port: u16,
+        /// Data directory (one sub-directory per broker).
+        #[arg(long, value_name = "DIR", default_value = "./shoal-dev-cluster")]
+        data_dir: PathBuf,
+        /// Start from empty data directories.
+        #[arg(long)]
+        clean: bool,
+        /// Sets a property on every broker (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        properties: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -115,6 +142,26 @@ fn main() -> ExitCode {
             let deadline = started + Duration::from_millis(*timeout_ms);
             return run_healthcheck(config.as_deref(), overrides, listener.as_deref(), deadline);
         }
+        Some(Command::DevCluster {
+            brokers,
+            racks,
+            port,
+            controller_port,
+            data_dir,
+            clean,
+            properties,
+        }) => {
+            let options = dev_cluster::DevClusterOptions {
+                brokers: *brokers,
+                racks: racks.clone(),
+                port: *port,
+                controller_port: *controller_port,
+                data_dir: data_dir.clone(),
+                clean: *clean,
+                overrides: properties.clone(),
+            };
+            return run_dev_cluster(&options);
+        }
         None => {}
     }
     tracing_subscriber::fmt()
@@ -122,7 +169,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // openraft reports every election and membership step at info.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .init();
 
@@ -151,6 +199,47 @@ fn main() -> ExitCode {
         Err(e) => {
             error!("{e:#}");
             eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_dev_cluster(options: &dev_cluster::DevClusterOptions) -> ExitCode {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shoal: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = options.clone();
+    let cluster = std::thread::spawn(move || dev_cluster::run(&options, stop_rx));
+    let signalled = runtime.block_on(async {
+        let mut done = tokio::task::spawn_blocking(move || cluster.join());
+        tokio::select! {
+            result = wait_for_signal() => {
+                let _ = stop_tx.send(());
+                (result, done.await)
+            }
+            joined = &mut done => (Ok(()), joined),
+        }
+    });
+    match signalled {
+        (Err(e), _) => {
+            eprintln!("shoal: {e:#}");
+            ExitCode::from(1)
+        }
+        (Ok(()), Ok(Ok(Ok(())))) => ExitCode::SUCCESS,
+        (Ok(()), Ok(Ok(Err(e)))) => {
+            eprintln!("shoal dev-cluster: {e}");
+            ExitCode::from(1)
+        }
+        (Ok(()), _) => {
+            eprintln!("shoal dev-cluster: the supervisor thread failed");
             ExitCode::from(1)
         }
     }
@@ -385,6 +474,7 @@ async fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     );
 
     wait_for_signal().await?;
+    node.prepare_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
     info!("shutting down: closing connections");
     shutdown.cancel();
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 
 use crate::error::{ControlError, ProposeError};
 use crate::group::{Group, Leadership, Replicas};
+use crate::transport::Transport;
 use crate::types::NodeId;
+use crate::wire::{self, ForwardReply};
 
 /// Error a caller's state machine reports when it cannot restore a snapshot.
 pub type RestoreError = Box<dyn std::error::Error + Send + Sync>;
@@ -38,6 +40,8 @@ pub trait ControllerStateMachine: Send + 'static {
 #[derive(Debug, Clone)]
 pub struct Controller {
     pub(crate) group: Arc<Group>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) rpc_timeout: Duration,
 }
 
 impl Controller {
@@ -45,6 +49,76 @@ impl Controller {
     /// returns its offset and the state machine's reply.
     pub async fn propose(&self, command: &[u8]) -> Result<(i64, Bytes), ProposeError> {
         self.group.propose_command(command).await
+    }
+
+    /// Proposes a command from any node that hosts the group (KRaft brokers forward to the
+    /// active controller): on the leader as [`Self::propose`], elsewhere sent to the leader
+    /// this node knows of, following leader hints and waiting for an election, until
+    /// `timeout` has passed. Returns the command's offset and the state machine's reply.
+    /// A forwarded command that timed out may still commit later: make commands idempotent
+    /// or checked against the state they apply to.
+    pub async fn propose_forwarded(
+        &self,
+        command: &[u8],
+        timeout: Duration,
+    ) -> Result<(i64, Bytes), ProposeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut hint: Option<NodeId> = None;
+        let mut backoff = Duration::from_millis(20);
+        let mut last_error = ProposeError::NotLeader {
+            leader: None,
+            reason: crate::error::NotLeaderReason::NotLeader,
+        };
+        loop {
+            let leadership = self.group.leadership();
+            let target = hint.or(leadership.leader);
+            let attempt = match target {
+                Some(node) if node == self.group.node => self.group.propose_command(command).await,
+                Some(node) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let sent = self
+                        .transport
+                        .send(
+                            node,
+                            wire::encode_forward_request(command),
+                            left.min(self.rpc_timeout.max(Duration::from_millis(1))),
+                        )
+                        .await;
+                    match sent.map(|m| wire::decode_forward_response(&m)) {
+                        Ok(Ok(ForwardReply::Applied { offset, reply })) => Ok((offset, reply)),
+                        Ok(Ok(ForwardReply::NotLeader { leader })) => {
+                            Err(ProposeError::NotLeader {
+                                leader: leader.filter(|l| *l != node),
+                                reason: crate::error::NotLeaderReason::NotLeader,
+                            })
+                        }
+                        Ok(Ok(ForwardReply::Failed(text))) => Err(ProposeError::Fatal(text)),
+                        Ok(Err(e)) => Err(ProposeError::Fatal(e.to_string())),
+                        Err(e) => Err(ProposeError::NotLeader {
+                            leader: None,
+                            reason: crate::error::NotLeaderReason::NotLeader,
+                        })
+                        .inspect_err(|_| tracing::debug!(node, error = %e, "forwarding failed")),
+                    }
+                }
+                None => Err(last_error.clone()),
+            };
+            match attempt {
+                Ok(done) => return Ok(done),
+                Err(ProposeError::NotLeader { leader, reason }) => {
+                    hint = leader;
+                    last_error = ProposeError::NotLeader { leader, reason };
+                }
+                Err(e) => return Err(e),
+            }
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(last_error);
+            }
+            if hint.is_none() {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+        }
     }
 
     pub fn leadership(&self) -> Leadership {

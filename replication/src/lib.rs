@@ -14,7 +14,10 @@
 //!   watches of the high watermark and of [`Leadership`] (role, leader, epoch), follower
 //!   progress for the ISR and KIP-392, leadership transfer, replica changes, retention.
 //! - [`Controller`]: the metadata group; commands are opaque bytes applied by the caller's
-//!   [`ControllerStateMachine`] on every node that hosts the group.
+//!   [`ControllerStateMachine`] on every node that hosts the group. Any node may propose:
+//!   [`Controller::propose_forwarded`] sends the command to the leader (a `ForwardCommand`
+//!   RPC on the same connection as the Raft traffic), as KRaft brokers forward to the active
+//!   controller.
 //! - [`Transport`]: the network seam. [`TcpTransport`] (one multiplexed connection per node
 //!   pair) between brokers; [`SimNetwork`] (drops, delays, partitions, seeded) in tests.
 //! - [`LogObserver`]: sees every append, truncation and reset of a replica's log (state the

@@ -357,13 +357,20 @@ impl ReplicaManager {
                 None,
             )
             .await?;
-        Ok(Controller { group })
+        Ok(Controller {
+            group,
+            transport: Arc::clone(&self.transport),
+            rpc_timeout: Duration::from_millis(self.config.rpc_timeout_ms),
+        })
     }
 
     /// The controller group, if open.
     pub fn controller(&self) -> Option<Controller> {
-        self.group(&GroupId::Controller)
-            .map(|group| Controller { group })
+        self.group(&GroupId::Controller).map(|group| Controller {
+            group,
+            transport: Arc::clone(&self.transport),
+            rpc_timeout: Duration::from_millis(self.config.rpc_timeout_ms),
+        })
     }
 
     /// Stops the controller group.
@@ -461,5 +468,21 @@ async fn dispatch(g: Arc<Group>, kind: RpcKind, request: RpcMessage) -> RpcMessa
                 Err(e) => stopped(&e),
             },
         },
+        RpcKind::ForwardCommand if id == GroupId::Controller => {
+            let command = wire::decode_forward_request(&request);
+            let reply = match g.propose_command(&command).await {
+                Ok((offset, reply)) => wire::ForwardReply::Applied { offset, reply },
+                Err(crate::error::ProposeError::NotLeader { leader, .. }) => {
+                    wire::ForwardReply::NotLeader { leader }
+                }
+                Err(e) => wire::ForwardReply::Failed(e.to_string()),
+            };
+            wire::encode_forward_response(&reply)
+        }
+        RpcKind::ForwardCommand => RpcMessage::error(
+            id,
+            kind,
+            &RemoteFailure::Malformed("commands are forwarded to the controller group only".into()),
+        ),
     }
 }

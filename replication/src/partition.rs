@@ -111,6 +111,35 @@ impl PartitionReplica {
         self.group.storage.read_log()
     }
 
+    /// Applies a changed log configuration (segment rolling, retention, compaction) to the
+    /// open log, validated first. Every replica applies its topic's configuration itself.
+    pub fn set_log_config(&self, config: shoal_storage::LogConfig) -> shoal_storage::Result<()> {
+        self.group.storage.write_log().set_config(config)
+    }
+
+    /// One compaction pass if one is due, below the high watermark only. Each replica
+    /// compacts its own log, as in Kafka: offsets, Raft entries and their terms never change
+    /// (only byte positions do), so replication reads and follower catch-up stay valid. The
+    /// log's lock is held to plan and to swap; the rewrite runs without it. Blocking.
+    pub fn clean(
+        &self,
+        now_ms: i64,
+        limits: shoal_storage::CleanerLimits,
+    ) -> shoal_storage::Result<Option<shoal_storage::CleanStats>> {
+        let plan = self
+            .log()
+            .plan_clean(self.high_watermark(), now_ms, limits)?;
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let output = plan.run()?;
+        self.group
+            .storage
+            .write_log()
+            .finish_clean(output)
+            .map(Some)
+    }
+
     /// Voters and learners of the partition's group.
     pub fn replicas(&self) -> Replicas {
         self.group.replicas()

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! group: tag u8 (0 controller, 1 partition) | topic id [16] | partition i32
-//! kind u8 (AppendEntries 1, Vote 2, PreVote 3, Snapshot 4, TransferLeader 5; a response
+//! kind u8 (AppendEntries 1, Vote 2, PreVote 3, Snapshot 4, TransferLeader 5,
+//!          ForwardCommand 6; a response
 //!          repeats its request's kind, an error response sets the high bit)
 //! body
 //! ```
@@ -44,6 +45,8 @@ pub(crate) enum RpcKind {
     PreVote = 3,
     Snapshot = 4,
     TransferLeader = 5,
+    /// A command for the controller group sent to its leader by another node.
+    ForwardCommand = 6,
 }
 
 impl RpcKind {
@@ -54,6 +57,7 @@ impl RpcKind {
             3 => RpcKind::PreVote,
             4 => RpcKind::Snapshot,
             5 => RpcKind::TransferLeader,
+            6 => RpcKind::ForwardCommand,
             other => return Err(invalid("rpc kind", format!("{other}"))),
         })
     }
@@ -719,4 +723,84 @@ mod tests {
         let m = RpcMessage::new(group(), RpcKind::AppendEntries as u8, vec![b.freeze()]);
         assert!(decode_append_request(&m).is_err());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ForwardCommand
+
+/// What the controller leader answered to a forwarded command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ForwardReply {
+    /// Committed and applied at `offset`, with the state machine's reply.
+    Applied { offset: i64, reply: Bytes },
+    /// The target does not lead; `leader` is its hint.
+    NotLeader { leader: Option<NodeId> },
+    /// Any other failure, as text.
+    Failed(String),
+}
+
+pub(crate) fn encode_forward_request(command: &[u8]) -> RpcMessage {
+    RpcMessage::new(
+        GroupId::Controller,
+        RpcKind::ForwardCommand as u8,
+        vec![Bytes::copy_from_slice(command)],
+    )
+}
+
+pub(crate) fn decode_forward_request(m: &RpcMessage) -> Bytes {
+    m.body()
+}
+
+pub(crate) fn encode_forward_response(reply: &ForwardReply) -> RpcMessage {
+    let mut b = BytesMut::new();
+    match reply {
+        ForwardReply::Applied { offset, reply } => {
+            b.put_u8(0);
+            b.put_i64(*offset);
+            b.put_slice(reply);
+        }
+        ForwardReply::NotLeader { leader } => {
+            b.put_u8(1);
+            b.put_i64(leader.map_or(-1, |l| l as i64));
+        }
+        ForwardReply::Failed(text) => {
+            b.put_u8(2);
+            b.put_slice(&text.as_bytes()[..text.len().min(4096)]);
+        }
+    }
+    RpcMessage::new(
+        GroupId::Controller,
+        RpcKind::ForwardCommand as u8,
+        vec![b.freeze()],
+    )
+}
+
+pub(crate) fn decode_forward_response(m: &RpcMessage) -> Result<ForwardReply, DecodeError> {
+    let body = match m.check_error()? {
+        Ok(b) => b,
+        Err(RemoteFailure::GroupNotFound) => {
+            return Ok(ForwardReply::NotLeader { leader: None });
+        }
+        Err(RemoteFailure::GroupStopped(t)) | Err(RemoteFailure::Malformed(t)) => {
+            return Ok(ForwardReply::Failed(t));
+        }
+    };
+    let mut r = Reader::new(&body);
+    Ok(match r.u8("forward reply")? {
+        0 => {
+            let offset = r.i64("offset")?;
+            ForwardReply::Applied {
+                offset,
+                reply: body.slice(9..),
+            }
+        }
+        1 => {
+            let leader = r.i64("leader")?;
+            ForwardReply::NotLeader {
+                leader: u64::try_from(leader).ok(),
+            }
+        }
+        2 => ForwardReply::Failed(String::from_utf8_lossy(&body[1..]).into_owned()),
+        t => return Err(invalid("forward reply", format!("{t}"))),
+    })
 }

@@ -187,6 +187,52 @@ async fn voters_and_observers_apply_the_same_commands_in_order() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_and_observers_forward_commands_to_the_leader() -> Result<()> {
+    let mut c = Cluster::new(
+        &[1, 2, 3, 4],
+        13,
+        ReplicationConfig::fast_for_tests(),
+        LogConfig::default(),
+    )
+    .await?;
+    let voters: BTreeSet<NodeId> = [1, 2, 3].into();
+    let mut s = Controllers {
+        states: Default::default(),
+    };
+    for n in [1, 2, 3, 4] {
+        open(&c, n, &voters, &mut s).await?;
+    }
+    let l = leader(&c).await?;
+    l.add_observer(4).await?;
+    let leader_id = c
+        .up_nodes()
+        .into_iter()
+        .find(|n| {
+            c.manager(*n)
+                .ok()
+                .and_then(|m| m.controller())
+                .is_some_and(|ctl| ctl.leadership().role == Role::Leader)
+        })
+        .context("leader id")?;
+    let mut expected = Vec::new();
+    for n in [1, 2, 3, 4] {
+        let ctl = c.manager(n)?.controller().context("controller open")?;
+        let command = format!("from-{n}");
+        let (offset, reply) = ctl.propose_forwarded(command.as_bytes(), T).await?;
+        assert!(reply.starts_with(b"applied #"), "node {n}: {reply:?}");
+        wait_applied(&c, n, offset + 1).await?;
+        expected.push(command.into_bytes());
+    }
+    let applied = s.states[&leader_id].commands();
+    assert_eq!(
+        applied, expected,
+        "each forwarded command applied once, in order"
+    );
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_behind_the_compacted_log_restores_the_snapshot() -> Result<()> {
     let config = ReplicationConfig {
         controller_snapshot_entries: 20,

@@ -7,11 +7,14 @@
 //!   also when a test fails.
 //! - [`Client`] speaks the Kafka protocol over TCP with `kafka-protocol` message types, one
 //!   request at a time or raw bytes for malformed-input tests.
+//! - [`cluster::Cluster`] runs several `shoal` processes as one cluster (properties files,
+//!   controller and client listeners on free ports), with SIGKILL, SIGTERM and restarts.
 //! - [`records`] builds record batches with kafka-protocol's encoder (an implementation
 //!   independent of the broker's storage code) in every codec.
 
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod records;
 
 pub use broker::{Broker, BrokerOptions};

@@ -140,6 +140,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: u64,
+    /// Cluster mode (`controller.quorum.voters` naming other nodes); `None`: a single node.
+    pub cluster: Option<super::cluster::ClusterConfig>,
     /// Every property set explicitly, in canonical form.
     pub statics: StaticConfig,
 }
@@ -187,7 +189,7 @@ impl StaticConfig {
             .or_else(|| catalog::broker_def(name).and_then(|d| d.default.map(str::to_string)))
     }
 
-    fn number<T: std::str::FromStr + Default>(&self, name: &str) -> T {
+    pub(crate) fn number<T: std::str::FromStr + Default>(&self, name: &str) -> T {
         // Values were canonicalised against their type before they got here, and defaults are
         // checked by a unit test, so a parse failure cannot happen; default keeps this total.
         self.value(name)
@@ -195,7 +197,7 @@ impl StaticConfig {
             .unwrap_or_default()
     }
 
-    fn flag(&self, name: &str) -> bool {
+    pub(crate) fn flag(&self, name: &str) -> bool {
         self.value(name).as_deref() == Some("true")
     }
 }
@@ -249,10 +251,12 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         &mut problems,
     );
 
-    let listeners = client_listeners(&statics, hostname, &mut warnings).unwrap_or_else(|p| {
-        problems.extend(p);
-        Vec::new()
-    });
+    let cluster = super::cluster::load(&statics, node_id, &mut problems, &mut warnings);
+    let listeners = client_listeners(&statics, hostname, cluster.is_some(), &mut warnings)
+        .unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        });
 
     let log_dirs: Vec<PathBuf> = statics
         .value("log.dirs")
@@ -350,6 +354,7 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         producer_id_expiration_ms: statics.number("producer.id.expiration.ms"),
         producer_id_expiration_check_interval_ms: statics
             .number("producer.id.expiration.check.interval.ms"),
+        cluster,
         statics,
     };
     Ok(Loaded { config, warnings })
@@ -372,9 +377,21 @@ fn only(
     }
 }
 
+/// `controller.listener.names`, upper-cased.
+pub(crate) fn controller_listener_names(statics: &StaticConfig) -> Vec<String> {
+    statics
+        .value("controller.listener.names")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 fn client_listeners(
     statics: &StaticConfig,
     hostname: &str,
+    cluster_mode: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<ClientListener>, Vec<String>> {
     let mut problems = Vec::new();
@@ -386,13 +403,7 @@ fn client_listeners(
             .unwrap_or_default(),
     )
     .map_err(|e| vec![format!("listener.security.protocol.map: {e}")])?;
-    let controller_names: Vec<String> = statics
-        .value("controller.listener.names")
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_ascii_uppercase())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let controller_names = controller_listener_names(statics);
     let advertised = match statics.value("advertised.listeners") {
         Some(v) => parse_endpoints(&v).map_err(|e| vec![format!("advertised.listeners: {e}")])?,
         None => Vec::new(),
@@ -401,6 +412,9 @@ fn client_listeners(
     let mut out = Vec::new();
     for listener in &listeners {
         if controller_names.contains(&listener.name) {
+            if cluster_mode {
+                continue;
+            }
             warnings.push(format!(
                 "controller listener {listener} is not opened: a Shoal node is its own controller"
             ));
@@ -538,6 +552,7 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["PLAINTEXT", "PLAINTEXT_HOST"]);
         assert_eq!(loaded.config.listeners[1].advertised_host, "localhost");
+        assert!(loaded.config.cluster.is_none());
         assert!(loaded.warnings.iter().any(|w| w.contains("process.roles")));
         assert!(loaded.warnings.iter().any(|w| w.contains("CONTROLLER")));
     }
@@ -571,6 +586,82 @@ mod tests {
         let any_host = load(&input(&[("listeners", "PLAINTEXT://:0")]), "myhost").unwrap();
         assert_eq!(any_host.config.listeners[0].bind_host, "0.0.0.0");
         assert_eq!(any_host.config.listeners[0].advertised_host, "myhost");
+    }
+
+    fn cluster_node(id: &str, extra: &[(&'static str, &'static str)]) -> ConfigInput {
+        let mut pairs = vec![
+            ("node.id", id),
+            ("process.roles", "broker,controller"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ),
+        ];
+        let listeners = match id {
+            "1" => "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+            _ => "PLAINTEXT://127.0.0.1:19096,CONTROLLER://127.0.0.1:19094",
+        };
+        pairs.push(("listeners", listeners));
+        pairs.extend_from_slice(extra);
+        input(&pairs)
+    }
+
+    #[test]
+    fn cluster_mode_from_kraft_settings() {
+        let loaded = load(
+            &cluster_node("1", &[("replica.lag.time.max.ms", "5000")]),
+            "h",
+        )
+        .unwrap();
+        let cluster = loaded.config.cluster.expect("cluster mode");
+        assert_eq!(cluster.voters.len(), 3);
+        assert_eq!(cluster.controller_listener.port, 19093);
+        assert_eq!(cluster.replica_lag_time_max_ms, 5000);
+        assert!(cluster.auto_leader_rebalance && cluster.controlled_shutdown);
+        assert_eq!(cluster.leader_imbalance_check_interval_ms, 300_000);
+        // The controller listener is not a client listener, and no warning says it is unused.
+        assert_eq!(loaded.config.listeners.len(), 1);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        // No voters, or only this node: a single node.
+        assert!(
+            load(&ConfigInput::default(), "h")
+                .unwrap()
+                .config
+                .cluster
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn cluster_mode_errors_are_clear() {
+        let err = |extra: &[(&'static str, &'static str)], id: &str| {
+            load(&cluster_node(id, extra), "h").unwrap_err().to_string()
+        };
+        assert!(err(&[("node.id", "7")], "1").contains("not in controller.quorum.voters"));
+        assert!(err(&[("process.roles", "broker")], "1").contains("process.roles=broker"));
+        assert!(
+            err(&[("listeners", "PLAINTEXT://127.0.0.1:19092")], "1")
+                .contains("CONTROLLER://host:port")
+        );
+        // Node 2's voter entry says 19094; listening elsewhere is an error.
+        assert!(
+            err(
+                &[(
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
+                )],
+                "2"
+            )
+            .contains("different ports")
+        );
+        assert!(err(&[("controller.quorum.voters", "1@h")], "1").contains("id@host:port"));
+        assert!(err(&[("cluster.id", "a b")], "1").contains("cluster.id"));
+        assert!(err(&[("broker.heartbeat.interval.ms", "9000")], "1").contains("smaller than"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod catalog;
+pub mod cluster;
 pub mod describe;
 pub mod env;
 pub mod listener;
@@ -15,5 +16,6 @@ pub use broker::{
     BrokerConfig, CleanerSettings, ClientListener, ConfigError, ConfigInput, FlushMode, Loaded,
     Origin, StaticConfig,
 };
+pub use cluster::ClusterConfig;
 pub use rack_awareness::{RackAutoConfig, RackAwarenessConfig, RackSource};
 pub use topic::{ConfigSource, ConfigView, DynamicBrokerConfigs, TimestampType, TopicLogConfig};

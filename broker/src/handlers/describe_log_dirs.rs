@@ -22,7 +22,7 @@ use shoal_protocol::kafka_protocol::messages::{
 use shoal_protocol::registry::ApiSupport;
 
 use super::s;
-use crate::partition::{PartitionHandle, PartitionManager};
+use crate::partition::PartitionManager;
 
 /// v1 is the floor of Kafka 4.x; v4 adds total and usable bytes.
 pub const SUPPORT: ApiSupport = ApiSupport::new(ApiKey::DescribeLogDirs, 1, 4);
@@ -71,19 +71,17 @@ pub fn disk_space(dir: &Path) -> std::io::Result<DiskSpace> {
 /// The logs of every partition `partitions` hosts. Blocking (takes each log's lock briefly).
 pub fn hosted_logs(partitions: &PartitionManager) -> Vec<ReplicaLog> {
     partitions
-        .hosted()
+        .hosted_logs()
         .into_iter()
-        .filter_map(|partition| {
-            let log_dir = partition.dir().parent()?.to_path_buf();
-            let tp = partition.topic_partition().clone();
-            let offsets = partition.offsets();
+        .filter_map(|log| {
+            let log_dir = log.dir.parent()?.to_path_buf();
             Some(ReplicaLog {
-                topic: tp.topic,
-                partition: tp.partition,
+                topic: log.topic_partition.topic,
+                partition: log.topic_partition.partition,
                 log_dir,
-                size_bytes: partition.size_bytes(),
-                log_end: offsets.log_end,
-                high_watermark: offsets.high_watermark,
+                size_bytes: log.size_bytes,
+                log_end: log.log_end,
+                high_watermark: log.high_watermark,
             })
         })
         .collect()

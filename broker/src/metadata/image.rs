@@ -61,7 +61,7 @@ pub struct PartitionState {
 }
 
 /// A topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
     /// Topic id (never the zero UUID).
     pub id: Uuid,
@@ -71,6 +71,23 @@ pub struct TopicImage {
     pub partitions: Vec<PartitionState>,
     /// Config overrides (canonical values).
     pub configs: BTreeMap<String, String>,
+}
+
+/// A whole image as plain data (the controller group's snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSnapshot {
+    /// The cluster id.
+    pub cluster_id: String,
+    /// Commands applied.
+    pub offset: u64,
+    /// Registered brokers.
+    pub brokers: Vec<BrokerRegistration>,
+    /// Topics.
+    pub topics: Vec<TopicImage>,
+    /// Dynamic broker configs.
+    pub dynamic_configs: DynamicBrokerConfigs,
+    /// The next unused producer id.
+    pub next_producer_id: i64,
 }
 
 /// A change to the metadata.
@@ -128,10 +145,44 @@ pub enum MetadataCommand {
         /// The complete new set.
         configs: BTreeMap<String, String>,
     },
+    /// Cluster mode: names a new cluster (the first such command wins; later ones with another
+    /// id are rejected).
+    InitCluster {
+        /// The cluster id.
+        cluster_id: String,
+    },
+    /// Cluster mode: a broker is alive (unfences it if it was fenced).
+    BrokerHeartbeat {
+        /// The broker.
+        node_id: i32,
+    },
+    /// Cluster mode: a broker missed its heartbeats: it is reported offline and leaves every
+    /// ISR it is not the last member of; partitions it led show no leader until a new one
+    /// reports.
+    FenceBroker {
+        /// The broker.
+        node_id: i32,
+    },
+    /// Cluster mode: the leader of a partition's Raft group reports itself (a new term, or a
+    /// new ISR in its term). Applies only if `leader_epoch` is newer than the recorded one, or
+    /// equal with the same leader (or no leader recorded): a deposed leader's late report
+    /// changes nothing.
+    SetPartitionLeader {
+        /// The topic.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The reporting leader.
+        leader: i32,
+        /// Its Raft term.
+        leader_epoch: i32,
+        /// Its in-sync replicas (itself included).
+        isr: Vec<i32>,
+    },
 }
 
 /// A command that does not apply to the image.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ApplyError {
     /// A topic of that name exists.
     #[error("Topic '{0}' already exists.")]
@@ -169,6 +220,23 @@ pub enum ApplyError {
     /// length from the others.
     #[error("{0}")]
     InvalidAssignment(String),
+    /// The cluster already has another id.
+    #[error("the cluster already has id {existing}, not {requested}")]
+    ClusterIdMismatch {
+        /// The id the cluster has.
+        existing: String,
+        /// The id asked for.
+        requested: String,
+    },
+    /// No such broker is registered.
+    #[error("broker {0} is not registered")]
+    UnknownBroker(i32),
+    /// No such partition.
+    #[error("topic {0} has no partition {1}")]
+    UnknownPartition(Uuid, i32),
+    /// A leader report older than what the metadata holds (or otherwise inconsistent).
+    #[error("{0}")]
+    StaleLeader(String),
 }
 
 /// The cluster metadata at one point of its history.
@@ -266,6 +334,50 @@ impl MetadataImage {
             .collect()
     }
 
+    /// The parts of the image, for a snapshot ([`Self::from_snapshot`] restores it).
+    pub fn to_snapshot(&self) -> ImageSnapshot {
+        ImageSnapshot {
+            cluster_id: self.cluster_id.clone(),
+            offset: self.offset,
+            brokers: self.brokers.values().cloned().collect(),
+            topics: self.topics.values().map(|t| TopicImage::clone(t)).collect(),
+            dynamic_configs: self.dynamic_configs.clone(),
+            next_producer_id: self.next_producer_id,
+        }
+    }
+
+    /// The image a snapshot describes.
+    pub fn from_snapshot(snapshot: ImageSnapshot) -> MetadataImage {
+        let mut image = MetadataImage::empty(snapshot.cluster_id);
+        image.offset = snapshot.offset;
+        image.brokers = snapshot
+            .brokers
+            .into_iter()
+            .map(|b| (b.node_id, b))
+            .collect();
+        for topic in snapshot.topics {
+            image.names.insert(topic.name.clone(), topic.id);
+            image.topics.insert(topic.id, Arc::new(topic));
+        }
+        image.dynamic_configs = snapshot.dynamic_configs;
+        image.next_producer_id = snapshot.next_producer_id;
+        image
+    }
+
+    /// Whether `command` would change nothing but the offset (a heartbeat of a live broker), so
+    /// that watchers need not see a new image.
+    pub fn is_noop(&self, command: &MetadataCommand) -> bool {
+        match command {
+            MetadataCommand::BrokerHeartbeat { node_id } => {
+                self.brokers.get(node_id).is_some_and(|b| !b.fenced)
+            }
+            MetadataCommand::FenceBroker { node_id } => {
+                self.brokers.get(node_id).is_none_or(|b| b.fenced)
+            }
+            _ => false,
+        }
+    }
+
     /// The image after `command`, or why it does not apply.
     pub fn apply(&self, command: &MetadataCommand) -> Result<MetadataImage, ApplyError> {
         let mut next = self.clone();
@@ -348,6 +460,103 @@ impl MetadataImage {
                     });
                 }
                 next.next_producer_id = *next_producer_id;
+            }
+            MetadataCommand::InitCluster { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    next.cluster_id = cluster_id.clone();
+                } else if self.cluster_id != *cluster_id {
+                    return Err(ApplyError::ClusterIdMismatch {
+                        existing: self.cluster_id.clone(),
+                        requested: cluster_id.clone(),
+                    });
+                }
+            }
+            MetadataCommand::BrokerHeartbeat { node_id } => {
+                let broker = next
+                    .brokers
+                    .get_mut(node_id)
+                    .ok_or(ApplyError::UnknownBroker(*node_id))?;
+                broker.fenced = false;
+            }
+            MetadataCommand::FenceBroker { node_id } => {
+                let broker = next
+                    .brokers
+                    .get_mut(node_id)
+                    .ok_or(ApplyError::UnknownBroker(*node_id))?;
+                broker.fenced = true;
+                let fenced = *node_id;
+                for topic in next.topics.values_mut() {
+                    if !topic
+                        .partitions
+                        .iter()
+                        .any(|p| p.leader == fenced || (p.isr.contains(&fenced) && p.isr.len() > 1))
+                    {
+                        continue;
+                    }
+                    let t = Arc::make_mut(topic);
+                    for p in &mut t.partitions {
+                        let mut changed = false;
+                        if p.leader == fenced {
+                            p.leader = -1;
+                            changed = true;
+                        }
+                        if p.isr.contains(&fenced) && p.isr.len() > 1 {
+                            p.isr.retain(|r| *r != fenced);
+                            changed = true;
+                        }
+                        if changed {
+                            p.partition_epoch += 1;
+                        }
+                    }
+                }
+            }
+            MetadataCommand::SetPartitionLeader {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                let topic = next
+                    .topics
+                    .get_mut(topic_id)
+                    .ok_or(ApplyError::UnknownTopicId(*topic_id))?;
+                let t = Arc::make_mut(topic);
+                let p = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                let current = (p.leader, p.leader_epoch);
+                let newer = *leader_epoch > p.leader_epoch
+                    || (*leader_epoch == p.leader_epoch && (p.leader == *leader || p.leader == -1));
+                if !newer {
+                    return Err(ApplyError::StaleLeader(format!(
+                        "leader {leader} at epoch {leader_epoch} is not newer than leader {} at epoch {}",
+                        current.0, current.1
+                    )));
+                }
+                if !p.replicas.contains(leader)
+                    || !isr.contains(leader)
+                    || isr.iter().any(|r| !p.replicas.contains(r))
+                {
+                    return Err(ApplyError::StaleLeader(format!(
+                        "leader {leader} with ISR {isr:?} does not fit replicas {:?}",
+                        p.replicas
+                    )));
+                }
+                p.leader = *leader;
+                p.leader_epoch = *leader_epoch;
+                let mut sorted = isr.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                // Replica order (preferred first), as Kafka reports it.
+                p.isr = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| sorted.contains(r))
+                    .collect();
+                p.partition_epoch += 1;
             }
             MetadataCommand::SetBrokerConfigs { node_id, configs } => match node_id {
                 None => next.dynamic_configs.cluster = configs.clone(),
@@ -452,6 +661,132 @@ mod tests {
 
     fn image() -> MetadataImage {
         MetadataImage::empty("c").apply(&broker(1)).unwrap()
+    }
+
+    fn three_brokers_one_topic() -> MetadataImage {
+        let mut img = MetadataImage::empty("");
+        for id in 1..=3 {
+            img = img.apply(&broker(id)).unwrap();
+        }
+        img.apply(&MetadataCommand::CreateTopic {
+            id: Uuid::from_u128(7),
+            name: "t".into(),
+            assignments: vec![vec![1, 2, 3], vec![2, 3, 1]],
+            configs: BTreeMap::new(),
+        })
+        .unwrap()
+    }
+
+    fn report(partition: i32, leader: i32, epoch: i32, isr: &[i32]) -> MetadataCommand {
+        MetadataCommand::SetPartitionLeader {
+            topic_id: Uuid::from_u128(7),
+            partition,
+            leader,
+            leader_epoch: epoch,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_first_cluster_id_wins() {
+        let img = MetadataImage::empty("");
+        let named = img
+            .apply(&MetadataCommand::InitCluster {
+                cluster_id: "one".into(),
+            })
+            .unwrap();
+        assert_eq!(named.cluster_id(), "one");
+        assert!(
+            named
+                .apply(&MetadataCommand::InitCluster {
+                    cluster_id: "one".into()
+                })
+                .is_ok()
+        );
+        assert!(matches!(
+            named.apply(&MetadataCommand::InitCluster {
+                cluster_id: "two".into()
+            }),
+            Err(ApplyError::ClusterIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn leader_reports_apply_only_when_newer() {
+        let img = three_brokers_one_topic();
+        let p = |img: &MetadataImage| {
+            img.topic_by_id(&Uuid::from_u128(7)).unwrap().partitions[0].clone()
+        };
+        let img = img.apply(&report(0, 2, 3, &[3, 2])).unwrap();
+        let state = p(&img);
+        assert_eq!((state.leader, state.leader_epoch), (2, 3));
+        assert_eq!(state.isr, vec![2, 3], "ISR in replica order");
+        // The same leader shrinks its ISR in its term; a deposed leader's late report is refused.
+        let img = img.apply(&report(0, 2, 3, &[2])).unwrap();
+        assert_eq!(p(&img).isr, vec![2]);
+        assert!(matches!(
+            img.apply(&report(0, 1, 2, &[1])),
+            Err(ApplyError::StaleLeader(_))
+        ));
+        assert!(matches!(
+            img.apply(&report(0, 1, 3, &[1])),
+            Err(ApplyError::StaleLeader(_))
+        ));
+        // A leader outside the ISR it reports, or a non-replica, is refused.
+        assert!(img.apply(&report(0, 1, 4, &[2])).is_err());
+        assert!(img.apply(&report(0, 9, 4, &[9])).is_err());
+        assert!(matches!(
+            img.apply(&report(5, 1, 4, &[1])),
+            Err(ApplyError::UnknownPartition(..))
+        ));
+    }
+
+    #[test]
+    fn fencing_takes_a_broker_out_of_isrs_and_leadership() {
+        let img = three_brokers_one_topic()
+            .apply(&report(0, 1, 1, &[1, 2, 3]))
+            .unwrap()
+            .apply(&report(1, 2, 1, &[2]))
+            .unwrap();
+        assert!(img.is_noop(&MetadataCommand::BrokerHeartbeat { node_id: 2 }));
+        let fenced = img
+            .apply(&MetadataCommand::FenceBroker { node_id: 1 })
+            .unwrap();
+        let topic = fenced.topic_by_id(&Uuid::from_u128(7)).unwrap();
+        assert_eq!(topic.partitions[0].leader, -1);
+        assert_eq!(topic.partitions[0].isr, vec![2, 3]);
+        assert_eq!(fenced.offline_replicas(&topic.partitions[0]), vec![1]);
+        // The last ISR member stays.
+        let fenced = fenced
+            .apply(&MetadataCommand::FenceBroker { node_id: 2 })
+            .unwrap();
+        assert_eq!(
+            fenced.topic_by_id(&Uuid::from_u128(7)).unwrap().partitions[1].isr,
+            vec![2]
+        );
+        // A heartbeat unfences; the leader that comes back at the same epoch may report again.
+        assert!(!fenced.is_noop(&MetadataCommand::BrokerHeartbeat { node_id: 1 }));
+        let back = fenced
+            .apply(&MetadataCommand::BrokerHeartbeat { node_id: 1 })
+            .unwrap();
+        assert!(!back.brokers()[&1].fenced);
+        assert!(back.apply(&report(0, 1, 1, &[1, 3])).is_ok());
+    }
+
+    #[test]
+    fn snapshots_restore_the_same_image() {
+        let img = three_brokers_one_topic()
+            .apply(&report(0, 3, 5, &[3, 1]))
+            .unwrap()
+            .apply(&MetadataCommand::AllocateProducerIds {
+                node_id: 1,
+                first_producer_id: 0,
+                next_producer_id: 1000,
+            })
+            .unwrap();
+        let json = serde_json::to_vec(&img.to_snapshot()).unwrap();
+        let restored = MetadataImage::from_snapshot(serde_json::from_slice(&json).unwrap());
+        assert_eq!(restored, img);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod store;
 pub mod topic_rules;
 
 pub use image::{
-    ApplyError, BrokerEndpoint, BrokerRegistration, MetadataCommand, MetadataImage, PartitionState,
-    TopicImage,
+    ApplyError, BrokerEndpoint, BrokerRegistration, ImageSnapshot, MetadataCommand, MetadataImage,
+    PartitionState, TopicImage,
 };
 pub use store::{LocalMetadataStore, MetadataError, MetadataStore};

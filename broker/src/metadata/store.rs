@@ -26,6 +26,10 @@ pub enum MetadataError {
     /// The blocking task that persists commands died.
     #[error("metadata writer task failed: {0}")]
     Task(String),
+    /// Cluster mode: the controller quorum did not commit the command in time (no leader, no
+    /// majority); retriable.
+    #[error("the controller quorum is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Read the current metadata, change it, watch it change.

@@ -25,7 +25,7 @@ use crate::config::FlushMode;
 use crate::records;
 
 /// Maps a storage error to a partition error.
-fn storage_error(e: StorageError) -> PartitionError {
+pub(crate) fn storage_error(e: StorageError) -> PartitionError {
     match e {
         StorageError::Batch { .. } | StorageError::EmptyEntry => {
             PartitionError::CorruptBatch(e.to_string())
@@ -280,8 +280,17 @@ impl LocalPartition {
         // Decompressing the candidate batch is CPU work: keep it off the async threads.
         Box::pin(async move {
             joined(
-                tokio::task::spawn_blocking(move || timestamp_lookup(&log, visible_end, target))
-                    .await,
+                tokio::task::spawn_blocking(move || {
+                    timestamp_lookup(
+                        || {
+                            log.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        },
+                        visible_end,
+                        target,
+                    )
+                })
+                .await,
             )
         })
     }
@@ -289,17 +298,15 @@ impl LocalPartition {
 
 /// Finds the first record at or after `target` (or the max-timestamp record when `None`) among
 /// records below `visible_end`.
-fn timestamp_lookup(
-    log: &Mutex<PartitionLog>,
+pub(crate) fn timestamp_lookup<G: std::ops::Deref<Target = PartitionLog>>(
+    lock_log: impl Fn() -> G,
     visible_end: i64,
     target: Option<i64>,
 ) -> Result<Option<TimestampOffset>, PartitionError> {
     let mut from = 0i64;
     loop {
         let (batch, log_start): (Option<BatchRef>, i64) = {
-            let log = log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let log = lock_log();
             let batch = match target {
                 Some(ts) => log.find_batch_by_timestamp(ts, from),
                 None => log.max_timestamp_batch(),

@@ -18,9 +18,11 @@ use uuid::Uuid;
 use super::handle::{PartitionError, PartitionHandle, PartitionLookup, TopicPartition};
 use super::local::LocalPartition;
 use crate::admin::PartitionSync;
+use crate::cluster::raft_partition::RaftPartition;
 use crate::config::{BrokerConfig, ConfigView, FlushMode, TopicLogConfig};
 use crate::metadata::meta_properties::base64_url;
 use crate::metadata::{MetadataImage, TopicImage};
+use shoal_replication::{PartitionId, PartitionSpec, ReplicaManager};
 
 impl PartitionLookup for PartitionManager {
     fn get(
@@ -39,9 +41,103 @@ const DELETE_SUFFIX: &str = "-delete";
 
 type Key = (Uuid, i32);
 
+/// A hosted partition: on local storage (single node) or a Raft group (cluster).
+#[derive(Debug, Clone)]
+enum HostedPartition {
+    Local(Arc<LocalPartition>),
+    Raft(Arc<RaftPartition>),
+}
+
+impl HostedPartition {
+    fn handle(&self) -> Arc<dyn PartitionHandle> {
+        match self {
+            HostedPartition::Local(p) => p.clone(),
+            HostedPartition::Raft(p) => p.clone(),
+        }
+    }
+
+    fn topic_partition(&self) -> &TopicPartition {
+        match self {
+            HostedPartition::Local(p) => p.topic_partition(),
+            HostedPartition::Raft(p) => p.topic_partition(),
+        }
+    }
+
+    /// Applies a changed topic configuration to the open log (Kafka's
+    /// `LogManager.updateTopicConfig`): a quick in-memory change under the log's lock.
+    fn set_log_config(&self, config: LogConfig) -> Result<(), PartitionError> {
+        match self {
+            HostedPartition::Local(p) => p.set_log_config(config),
+            HostedPartition::Raft(p) => p
+                .replica()
+                .set_log_config(config)
+                .map_err(super::local::storage_error),
+        }
+    }
+
+    /// One compaction pass if one is due. Blocking.
+    fn clean(
+        &self,
+        now_ms: i64,
+        limits: shoal_storage::CleanerLimits,
+    ) -> Result<Option<shoal_storage::CleanStats>, PartitionError> {
+        match self {
+            HostedPartition::Local(p) => p.clean(now_ms, limits),
+            HostedPartition::Raft(p) => p
+                .replica()
+                .clean(now_ms, limits)
+                .map_err(super::local::storage_error),
+        }
+    }
+
+    /// Where the log lives and how large it is (DescribeLogDirs). Blocking.
+    fn summary(&self) -> HostedLog {
+        let (dir, size_bytes, log_end, high_watermark) = match self {
+            HostedPartition::Local(p) => {
+                let offsets = p.offsets();
+                (
+                    p.dir().to_path_buf(),
+                    p.size_bytes(),
+                    offsets.log_end,
+                    offsets.high_watermark,
+                )
+            }
+            HostedPartition::Raft(p) => {
+                let replica = p.replica();
+                let high_watermark = replica.high_watermark();
+                let log = replica.log();
+                (
+                    log.dir().to_path_buf(),
+                    log.size_bytes(),
+                    log.log_end_offset(),
+                    high_watermark,
+                )
+            }
+        };
+        HostedLog {
+            topic_partition: self.topic_partition().clone(),
+            dir,
+            size_bytes,
+            log_end,
+            high_watermark,
+        }
+    }
+}
+
+/// One hosted partition's log, as DescribeLogDirs reports it.
+#[derive(Debug, Clone)]
+pub struct HostedLog {
+    pub topic_partition: TopicPartition,
+    /// The partition's directory (inside one of `log.dirs`).
+    pub dir: PathBuf,
+    pub size_bytes: u64,
+    pub log_end: i64,
+    pub high_watermark: i64,
+}
+
 #[derive(Debug)]
 struct Hosted {
-    partition: Arc<LocalPartition>,
+    partition: HostedPartition,
     /// The configuration most recently asked for (the log keeps the one it was opened with).
     wanted: LogConfig,
 }
@@ -58,6 +154,17 @@ pub struct PartitionManager {
     /// uncleanable), so one bad segment does not fail every pass.
     uncleanable: RwLock<std::collections::HashSet<Key>>,
     reconcile_lock: tokio::sync::Mutex<()>,
+    /// Cluster mode: partitions are Raft groups of this node's replica manager.
+    replication: Option<Replication>,
+}
+
+/// What cluster mode needs to host replicated partitions.
+#[derive(Debug, Clone)]
+pub struct Replication {
+    /// This node's Raft groups.
+    pub replicas: Arc<ReplicaManager>,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
 }
 
 impl PartitionManager {
@@ -71,7 +178,32 @@ impl PartitionManager {
             failed: RwLock::new(HashMap::new()),
             uncleanable: RwLock::new(std::collections::HashSet::new()),
             reconcile_lock: tokio::sync::Mutex::new(()),
+            replication: None,
         }
+    }
+
+    /// A manager whose partitions are Raft groups of `replication` (cluster mode).
+    pub fn replicated(
+        config: Arc<BrokerConfig>,
+        fs: Arc<dyn FileSystem>,
+        clock: Arc<dyn Clock>,
+        replication: Replication,
+    ) -> Self {
+        Self {
+            replication: Some(replication),
+            ..Self::new(config, fs, clock)
+        }
+    }
+
+    /// The replicated partitions this node hosts (cluster mode), by topic id and index.
+    pub fn raft_partitions(&self) -> Vec<Arc<RaftPartition>> {
+        read(&self.hosted)
+            .values()
+            .filter_map(|h| match &h.partition {
+                HostedPartition::Raft(p) => Some(p.clone()),
+                HostedPartition::Local(_) => None,
+            })
+            .collect()
     }
 
     /// The partition, if this node hosts it. A partition whose log could not be opened is a
@@ -83,7 +215,7 @@ impl PartitionManager {
     ) -> Result<Arc<dyn PartitionHandle>, PartitionError> {
         let key = (*topic_id, partition);
         if let Some(hosted) = read(&self.hosted).get(&key) {
-            return Ok(hosted.partition.clone());
+            return Ok(hosted.partition.handle());
         }
         match read(&self.failed).get(&key) {
             Some(reason) => Err(PartitionError::Storage(reason.clone())),
@@ -91,12 +223,14 @@ impl PartitionManager {
         }
     }
 
-    /// Every open partition.
-    pub fn hosted(&self) -> Vec<Arc<LocalPartition>> {
-        read(&self.hosted)
+    /// Every open partition's log: where it is, its size and offsets. Blocking (takes each
+    /// log's lock briefly).
+    pub fn hosted_logs(&self) -> Vec<HostedLog> {
+        let hosted: Vec<HostedPartition> = read(&self.hosted)
             .values()
             .map(|h| h.partition.clone())
-            .collect()
+            .collect();
+        hosted.iter().map(HostedPartition::summary).collect()
     }
 
     /// How many partitions are open.
@@ -139,7 +273,7 @@ impl PartitionManager {
     pub async fn reconcile(&self, image: Arc<MetadataImage>) {
         let _guard = self.reconcile_lock.lock().await;
         let node = self.config.node_id;
-        let mut wanted: HashMap<Key, (TopicPartition, LogConfig, i32)> = HashMap::new();
+        let mut wanted: HashMap<Key, (TopicPartition, LogConfig, i32, Vec<i32>)> = HashMap::new();
         for topic in image.topics() {
             let config = self.log_config(&image, topic);
             for (index, state) in topic.partitions.iter().enumerate() {
@@ -151,13 +285,18 @@ impl PartitionManager {
                     };
                     wanted.insert(
                         (topic.id, index as i32),
-                        (tp, config.clone(), state.leader_epoch),
+                        (
+                            tp,
+                            config.clone(),
+                            state.leader_epoch,
+                            state.replicas.clone(),
+                        ),
                     );
                 }
             }
         }
 
-        let stale: Vec<(Key, Arc<LocalPartition>)> = {
+        let stale: Vec<(Key, HostedPartition)> = {
             let mut hosted = write(&self.hosted);
             let keys: Vec<Key> = hosted
                 .keys()
@@ -171,8 +310,16 @@ impl PartitionManager {
         write(&self.failed).retain(|k, _| wanted.contains_key(k));
         write(&self.uncleanable).retain(|k| wanted.contains_key(k));
         for (_, partition) in stale {
-            let tp = partition.topic_partition().clone();
-            let result = tokio::task::spawn_blocking(move || delete_partition(&partition)).await;
+            let tp = partition.handle().topic_partition().clone();
+            let result = match partition {
+                HostedPartition::Local(partition) => {
+                    tokio::task::spawn_blocking(move || delete_partition(&partition)).await
+                }
+                HostedPartition::Raft(partition) => {
+                    self.delete_raft_partition(&tp, &partition).await;
+                    continue;
+                }
+            };
             match result {
                 Ok(Ok(())) => info!(partition = %tp, "deleted partition"),
                 Ok(Err(e)) => error!(partition = %tp, "deleting partition: {e}"),
@@ -180,7 +327,7 @@ impl PartitionManager {
             }
         }
 
-        for (key, (tp, config, epoch)) in wanted {
+        for (key, (tp, config, epoch, replicas)) in wanted {
             if let Some(hosted) = write(&self.hosted).get_mut(&key) {
                 if hosted.wanted != config {
                     // Applied live (Kafka's `LogManager.updateTopicConfig`): a quick in-memory
@@ -206,6 +353,39 @@ impl PartitionManager {
                     continue;
                 }
             };
+            if let Some(replication) = &self.replication {
+                let created = !dir.exists();
+                // Exactly one replica of a new partition forms its group: the preferred one,
+                // and only while no leader was ever reported (a replica whose disk was lost
+                // later must not form a second, diverging group).
+                let bootstrap = created && epoch == 0 && replicas.first() == Some(&node);
+                let opened = self
+                    .open_raft_partition(
+                        replication,
+                        &tp,
+                        &dir,
+                        config.clone(),
+                        &replicas,
+                        bootstrap,
+                    )
+                    .await;
+                match opened {
+                    Ok(partition) => {
+                        write(&self.hosted).insert(
+                            key,
+                            Hosted {
+                                partition: HostedPartition::Raft(partition),
+                                wanted: config,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        error!(partition = %tp, "cannot open replicated partition: {e}");
+                        write(&self.failed).insert(key, e.to_string());
+                    }
+                }
+                continue;
+            }
             let (fs, clock, mode) = (self.fs.clone(), self.clock.clone(), self.config.flush);
             let (tp2, config2) = (tp.clone(), config.clone());
             let opened = tokio::task::spawn_blocking(move || {
@@ -219,7 +399,7 @@ impl PartitionManager {
                     write(&self.hosted).insert(
                         key,
                         Hosted {
-                            partition,
+                            partition: HostedPartition::Local(partition),
                             wanted: config,
                         },
                     );
@@ -229,6 +409,78 @@ impl PartitionManager {
                     write(&self.failed).insert(key, e.to_string());
                 }
             }
+        }
+    }
+
+    async fn open_raft_partition(
+        &self,
+        replication: &Replication,
+        tp: &TopicPartition,
+        dir: &Path,
+        config: LogConfig,
+        replicas: &[i32],
+        bootstrap: bool,
+    ) -> Result<Arc<RaftPartition>, String> {
+        let id = PartitionId {
+            topic_id: tp.topic_id,
+            partition: tp.partition,
+        };
+        if let Some(replica) = replication.replicas.partition(&id) {
+            return Ok(Arc::new(RaftPartition::new(
+                tp.clone(),
+                replica,
+                replication.replica_lag_time_max_ms,
+            )));
+        }
+        let (dir2, topic_id) = (dir.to_path_buf(), tp.topic_id);
+        tokio::task::spawn_blocking(move || write_partition_metadata(&dir2, topic_id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let spec = PartitionSpec {
+            observer: None,
+            id,
+            dir: dir.to_path_buf(),
+            log_config: config,
+            replicas: replicas
+                .iter()
+                .filter_map(|r| u64::try_from(*r).ok())
+                .collect(),
+            bootstrap,
+        };
+        let replica = replication
+            .replicas
+            .open_partition(spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(partition = %tp, bootstrap, "opened replicated partition");
+        Ok(Arc::new(RaftPartition::new(
+            tp.clone(),
+            replica,
+            replication.replica_lag_time_max_ms,
+        )))
+    }
+
+    /// Stops this node's replica of a deleted partition and removes its directory.
+    async fn delete_raft_partition(&self, tp: &TopicPartition, partition: &RaftPartition) {
+        let Some(replication) = &self.replication else {
+            return;
+        };
+        if let Err(e) = replication
+            .replicas
+            .close_partition(&partition.replica().id())
+            .await
+        {
+            warn!(partition = %tp, "closing replicated partition: {e}");
+        }
+        let Ok(dir) = self.find_or_place(tp) else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || remove_partition_dir(&dir)).await;
+        match result {
+            Ok(Ok(())) => info!(partition = %tp, "deleted partition"),
+            Ok(Err(e)) => error!(partition = %tp, "deleting partition: {e}"),
+            Err(e) => error!(partition = %tp, "deleting partition: {e}"),
         }
     }
 
@@ -260,11 +512,24 @@ impl PartitionManager {
 
     /// Runs retention on every partition.
     pub async fn retention_pass(&self) {
-        let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
+        let hosted: Vec<HostedPartition> = read(&self.hosted)
             .values()
             .map(|h| h.partition.clone())
             .collect();
         let now = self.clock.now_ms();
+        let mut partitions = Vec::new();
+        for partition in hosted {
+            match partition {
+                HostedPartition::Local(p) => partitions.push(p),
+                HostedPartition::Raft(p) => match p.replica().enforce_retention(now).await {
+                    Ok(Some(point)) => {
+                        info!(partition = %p.topic_partition(), log_start_offset = point.next_offset, "retention released old segments");
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(partition = %p.topic_partition(), "retention failed: {e}"),
+                },
+            }
+        }
         for partition in partitions {
             let p = partition.clone();
             match tokio::task::spawn_blocking(move || p.apply_retention(now)).await {
@@ -284,7 +549,7 @@ impl PartitionManager {
     /// at a time on the blocking pool, each with its share of the key-map memory. Returns how
     /// many partitions were cleaned.
     pub async fn cleaner_pass(&self, threads: usize, dedupe_buffer_bytes: usize) -> usize {
-        let partitions: Vec<(Key, Arc<LocalPartition>)> = {
+        let partitions: Vec<(Key, HostedPartition)> = {
             let uncleanable = read(&self.uncleanable);
             read(&self.hosted)
                 .iter()
@@ -334,9 +599,13 @@ impl PartitionManager {
 
     /// Forgets idle idempotent producers on every partition (`producer.id.expiration.ms`).
     pub async fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) {
+        // Replicated logs keep their producer state as the log defines it on every replica.
         let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
             .values()
-            .map(|h| h.partition.clone())
+            .filter_map(|h| match &h.partition {
+                HostedPartition::Local(p) => Some(p.clone()),
+                HostedPartition::Raft(_) => None,
+            })
             .collect();
         let result = tokio::task::spawn_blocking(move || {
             partitions
@@ -354,9 +623,13 @@ impl PartitionManager {
 
     /// Flushes and closes every partition (graceful shutdown).
     pub async fn shutdown(&self) {
+        // Replicated partitions close with the replica manager.
         let partitions: Vec<Arc<LocalPartition>> = write(&self.hosted)
             .drain()
-            .map(|(_, h)| h.partition)
+            .filter_map(|(_, h)| match h.partition {
+                HostedPartition::Local(p) => Some(p),
+                HostedPartition::Raft(_) => None,
+            })
             .collect();
         let count = partitions.len();
         let result = tokio::task::spawn_blocking(move || {
@@ -459,7 +732,11 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Closes the partition, renames its directory aside and removes it.
 fn delete_partition(partition: &LocalPartition) -> Result<(), PartitionError> {
     partition.close(false)?;
-    let dir = partition.dir();
+    remove_partition_dir(partition.dir())
+}
+
+/// Renames a partition directory aside and removes it.
+fn remove_partition_dir(dir: &Path) -> Result<(), PartitionError> {
     let io = |e: std::io::Error| PartitionError::Storage(format!("{}: {e}", dir.display()));
     let Some(parent) = dir.parent() else {
         return Ok(());

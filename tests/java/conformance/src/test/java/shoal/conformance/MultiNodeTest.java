@@ -2,6 +2,7 @@ package shoal.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -25,7 +26,8 @@ import shoal.conformance.broker.Deadline;
 
 /**
  * Three nodes in three racks: Metadata shape (brokers, racks, replicas, ISR, spread leaders) and
- * a node stopped and restarted under acks=all. Tagged: Shoal runs single-node until replication.
+ * a node stopped and restarted under acks=all; every leader killed in turn under an idempotent
+ * acks=all producer; a consumer group across the loss of its coordinator's broker.
  */
 @Tag("multinode")
 class MultiNodeTest {
@@ -95,6 +97,167 @@ class MultiNodeTest {
         assertEquals(expected, new String(got.get(i).value()), "offset " + i);
       }
     }
+  }
+
+  /**
+   * The issue's key scenario: an RF=3 topic, an idempotent acks=all producer running while the
+   * leader of each partition in turn is killed (SIGKILL) and later restarted. Every acknowledged
+   * record is consumed exactly once, in order, and every replica holds the same records up to
+   * the high watermark (read from each broker as a follower-fetching consumer in its rack).
+   */
+  @Test
+  void idempotent_acks_all_writes_survive_killing_each_leader_in_turn() throws Exception {
+    String topic = Clients.topicName("kill-leaders");
+    TopicDescription d = createReplicated(topic);
+    int partitions = d.partitions().size();
+    Map<Integer, List<String>> acked = new TreeMap<>();
+    java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean(true);
+    java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+    try (KafkaProducer<byte[], byte[]> producer =
+        Clients.producer(CLUSTER.broker(), Map.of("enable.idempotence", true, "delivery.timeout.ms", 120_000, "retries", Integer.MAX_VALUE))) {
+      Thread writer =
+          new Thread(
+              () -> {
+                int i = 0;
+                try {
+                  while (running.get()) {
+                    int p = i % partitions;
+                    String value = "p" + p + "-" + i;
+                    var f = producer.send(new ProducerRecord<>(topic, p, null, value.getBytes()));
+                    f.get();
+                    synchronized (acked) {
+                      acked.computeIfAbsent(p, k -> new java.util.ArrayList<>()).add(value);
+                    }
+                    i++;
+                  }
+                } catch (Throwable t) {
+                  failure.set(t);
+                }
+              },
+              "writer");
+      writer.start();
+      for (int p = 0; p < partitions; p++) {
+        int partition = p;
+        awaitAcked(acked, failure, 30 * (p + 1));
+        int leader =
+            Clients.awaitDescribed(CLUSTER.admin(), topic, partitions).partitions().get(partition).leader().id();
+        BrokerNode victim = CLUSTER.broker().node(leader);
+        victim.kill();
+        Deadline.awaitWithin(
+            Clients.OP_TIMEOUT,
+            "a new leader for partition " + partition,
+            () -> {
+              TopicPartitionInfo info =
+                  Clients.awaitDescribed(CLUSTER.admin(), topic, partitions).partitions().get(partition);
+              return info.leader() != null && info.leader().id() != leader;
+            });
+        int before = count(acked);
+        awaitAcked(acked, failure, before + 30);
+        victim.start();
+        Deadline.awaitWithin(
+            Clients.OP_TIMEOUT,
+            "node " + leader + " back in every ISR",
+            () -> Clients.awaitDescribed(CLUSTER.admin(), topic, partitions).partitions().stream()
+                .allMatch(info -> info.isr().size() == 3));
+      }
+      running.set(false);
+      writer.join(120_000);
+      if (failure.get() != null) {
+        throw new AssertionError("an acks=all write failed", failure.get());
+      }
+    }
+    for (int p = 0; p < partitions; p++) {
+      List<String> expected = acked.getOrDefault(p, List.of());
+      TopicPartition tp = new TopicPartition(topic, p);
+      for (String rack : List.of("rack-a", "rack-b", "rack-c")) {
+        try (KafkaConsumer<byte[], byte[]> consumer =
+            Clients.consumer(CLUSTER.broker(), Map.of("client.rack", rack))) {
+          var got = Clients.consume(consumer, List.of(tp), 0, expected.size());
+          List<String> values = got.stream().map(r -> new String(r.value())).toList();
+          assertEquals(expected, values, "partition " + p + " read in " + rack + ": every acknowledged record once, in order");
+        }
+      }
+    }
+  }
+
+  /** A consumer group keeps consuming, and keeps its committed offsets, when the broker of its coordinator is killed. */
+  @Test
+  void a_consumer_group_survives_the_loss_of_its_coordinator() throws Exception {
+    String topic = Clients.topicName("group-failover");
+    createReplicated(topic);
+    String group = "failover-" + topic;
+    try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+      for (int i = 0; i < 60; i++) {
+        Clients.get(producer.send(new ProducerRecord<>(topic, i % 3, null, ("v" + i).getBytes())));
+      }
+    }
+    Set<String> seen = new HashSet<>();
+    try (KafkaConsumer<byte[], byte[]> consumer =
+        Clients.consumer(CLUSTER.broker(), Map.of("group.id", group, "session.timeout.ms", 10_000))) {
+      consumer.subscribe(List.of(topic));
+      Deadline first = Deadline.in(Clients.OP_TIMEOUT);
+      while (seen.size() < 30 && !first.expired()) {
+        for (var r : consumer.poll(java.time.Duration.ofMillis(200))) {
+          seen.add(new String(r.value()));
+        }
+      }
+      consumer.commitSync();
+      int coordinator =
+          Clients.get(CLUSTER.admin().describeConsumerGroups(List.of(group)).describedGroups().get(group))
+              .coordinator()
+              .id();
+      CLUSTER.broker().node(coordinator).kill();
+      try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+        for (int i = 60; i < 90; i++) {
+          Clients.get(producer.send(new ProducerRecord<>(topic, i % 3, null, ("v" + i).getBytes())));
+        }
+      }
+      Deadline rest = Deadline.in(Duration.ofSeconds(90));
+      while (seen.size() < 90 && !rest.expired()) {
+        for (var r : consumer.poll(java.time.Duration.ofMillis(200))) {
+          seen.add(new String(r.value()));
+        }
+        consumer.commitAsync();
+      }
+      consumer.commitSync(Duration.ofSeconds(60));
+      assertEquals(90, seen.size(), "records consumed across the coordinator's loss");
+      int newCoordinator =
+          Clients.get(CLUSTER.admin().describeConsumerGroups(List.of(group)).describedGroups().get(group))
+              .coordinator()
+              .id();
+      org.junit.jupiter.api.Assertions.assertNotEquals(coordinator, newCoordinator, "the coordinator moved");
+    }
+    // The committed offsets survived: every partition is committed up to its log end.
+    var committed =
+        Clients.get(CLUSTER.admin().listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+    try (KafkaConsumer<byte[], byte[]> probe = Clients.consumer(CLUSTER.broker(), Map.of())) {
+      var ends = probe.endOffsets(committed.keySet());
+      Map<TopicPartition, Long> offsets = new TreeMap<>(java.util.Comparator.comparing(TopicPartition::toString));
+      committed.forEach((tp, o) -> offsets.put(tp, o.offset()));
+      Map<TopicPartition, Long> expectedEnds = new TreeMap<>(java.util.Comparator.comparing(TopicPartition::toString));
+      expectedEnds.putAll(ends);
+      assertEquals(3, offsets.size(), "committed partitions");
+      assertEquals(expectedEnds, offsets, "committed offsets at the log end");
+    }
+  }
+
+  private static int count(Map<Integer, List<String>> acked) {
+    synchronized (acked) {
+      return acked.values().stream().mapToInt(List::size).sum();
+    }
+  }
+
+  private static void awaitAcked(
+      Map<Integer, List<String>> acked, java.util.concurrent.atomic.AtomicReference<Throwable> failure, int atLeast) {
+    Deadline.awaitWithin(
+        Duration.ofSeconds(90),
+        atLeast + " acknowledged writes",
+        () -> {
+          if (failure.get() != null) {
+            throw new AssertionError("an acks=all write failed", failure.get());
+          }
+          return count(acked) >= atLeast;
+        });
   }
 
   /** The consumer's "preferred-read-replica" gauge for a partition: -1 while it reads the leader. */

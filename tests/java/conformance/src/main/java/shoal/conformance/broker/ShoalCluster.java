@@ -3,6 +3,7 @@ package shoal.conformance.broker;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,6 +24,11 @@ import java.util.regex.Pattern;
  *   <li>{@code free-port}: the harness picks a free port and writes it in {@code listeners} and
  *       {@code advertised.listeners}.
  * </ul>
+ *
+ * <p>With more than one node, every node is broker and controller of one cluster, configured as a
+ * KRaft combined-mode cluster: {@code controller.quorum.voters} lists every node's {@code
+ * CONTROLLER} listener on a free loopback port, and client ports are free ports chosen up front
+ * (all nodes start together: a node waits for a quorum before it serves).
  */
 public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
   /** A line announcing the bound client address, e.g. "listening on 127.0.0.1:40123". */
@@ -35,11 +41,6 @@ public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
 
   public ShoalCluster(ClusterSpec spec, Path binary) {
     super(spec, "shoal-under-test-");
-    if (spec.nodeCount() != 1) {
-      close();
-      throw new UnsupportedOperationException(
-          "the Shoal launcher runs single-node clusters only; got " + spec.nodeCount() + " nodes");
-    }
     if (!Files.isExecutable(binary)) {
       close();
       throw new IllegalStateException(
@@ -56,8 +57,26 @@ public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
       }
     };
     this.readyPattern = Pattern.compile(System.getProperty("shoal.ready.regex", DEFAULT_READY_REGEX));
-    int id = spec.nodeId(0);
-    addNode(new ShoalNode(id, nodeDir(id), portZero ? 0 : FreePorts.take(), spec.rack(0)));
+    if (spec.nodeCount() == 1) {
+      int id = spec.nodeId(0);
+      addNode(new ShoalNode(id, nodeDir(id), portZero ? 0 : FreePorts.take(), 0, null, spec.rack(0)));
+      return;
+    }
+    List<int[]> ports = new ArrayList<>();
+    for (int i = 0; i < spec.nodeCount(); i++) {
+      ports.add(new int[] {FreePorts.take(), FreePorts.take()});
+    }
+    StringBuilder voters = new StringBuilder();
+    for (int i = 0; i < spec.nodeCount(); i++) {
+      if (i > 0) {
+        voters.append(',');
+      }
+      voters.append(spec.nodeId(i)).append('@').append(FreePorts.LOOPBACK).append(':').append(ports.get(i)[1]);
+    }
+    for (int i = 0; i < spec.nodeCount(); i++) {
+      int id = spec.nodeId(i);
+      addNode(new ShoalNode(id, nodeDir(id), ports.get(i)[0], ports.get(i)[1], voters.toString(), spec.rack(i)));
+    }
   }
 
   @Override
@@ -65,14 +84,18 @@ public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
     return BrokerKind.SHOAL;
   }
 
-  /** The single Shoal process. */
+  /** One Shoal process. */
   public final class ShoalNode extends ProcessNode {
     private volatile int clientPort;
+    private final int controllerPort;
+    private final String voters;
     private final String rack;
 
-    ShoalNode(int nodeId, Path dir, int clientPort, String rack) {
+    ShoalNode(int nodeId, Path dir, int clientPort, int controllerPort, String voters, String rack) {
       super(nodeId, dir, "shoal-" + nodeId);
       this.clientPort = clientPort;
+      this.controllerPort = controllerPort;
+      this.voters = voters;
       this.rack = rack;
     }
 
@@ -90,6 +113,22 @@ public final class ShoalCluster extends ProcessCluster<ShoalCluster.ShoalNode> {
       Map<String, String> p = new LinkedHashMap<>();
       p.put("node.id", Integer.toString(nodeId()));
       p.put("listeners", "PLAINTEXT://" + FreePorts.LOOPBACK + ":" + clientPort);
+      if (voters != null) {
+        int n = spec().nodeCount();
+        p.put("process.roles", "broker,controller");
+        p.put("controller.quorum.voters", voters);
+        p.put("controller.listener.names", "CONTROLLER");
+        p.put(
+            "listeners",
+            "PLAINTEXT://" + FreePorts.LOOPBACK + ":" + clientPort + ",CONTROLLER://" + FreePorts.LOOPBACK + ":" + controllerPort);
+        p.put("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT");
+        p.put("offsets.topic.replication.factor", Integer.toString(Math.min(3, n)));
+        p.put("offsets.topic.num.partitions", "10");
+        p.put("group.initial.rebalance.delay.ms", "0");
+        // Failures are detected within seconds, as the scenarios' deadlines expect.
+        p.put("broker.session.timeout.ms", "4000");
+        p.put("broker.heartbeat.interval.ms", "500");
+      }
       if (clientPort != 0) {
         p.put("advertised.listeners", "PLAINTEXT://" + FreePorts.LOOPBACK + ":" + clientPort);
       }
