@@ -117,7 +117,8 @@ fn another_node_id_is_unhealthy() {
         port_of(&broker),
         &dir.path().join("logs"),
         "9",
-        &[],
+        // A valid configuration of its own (a node is always one of its cluster's voters).
+        &["--override", "controller.quorum.voters=9@localhost:9093"],
     );
     assert_eq!(status.code(), Some(1), "{output}");
     assert_eq!(output.lines().count(), 1, "{output}");

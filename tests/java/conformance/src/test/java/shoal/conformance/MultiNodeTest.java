@@ -307,6 +307,56 @@ class MultiNodeTest {
     }
   }
 
+  /**
+   * CreatePartitions on a cluster: the new partitions get three replicas spread over the racks
+   * and a leader, take writes at once, and DeleteTopics then removes the topic from every broker.
+   */
+  @Test
+  void added_partitions_are_replicated_and_deleted_topics_leave_every_broker() {
+    String topic = Clients.topicName("grow");
+    createReplicated(topic);
+    Clients.get(
+        CLUSTER.admin()
+            .createPartitions(Map.of(topic, org.apache.kafka.clients.admin.NewPartitions.increaseTo(6)))
+            .all());
+    TopicDescription[] d = new TopicDescription[1];
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        topic + " grown to six fully replicated partitions",
+        () -> {
+          d[0] = Clients.awaitTopic(CLUSTER.admin(), topic, 6);
+          return d[0].partitions().stream().allMatch(p -> p.isr().size() == 3 && p.leader() != null);
+        });
+    for (TopicPartitionInfo p : d[0].partitions()) {
+      assertEquals(Set.of(1, 2, 3), ids(p.replicas()), "replicas of partition " + p.partition());
+    }
+    try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of());
+        KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(CLUSTER.broker(), Map.of())) {
+      for (int p = 3; p < 6; p++) {
+        // Not necessarily offset 0 on Shoal: the Raft group's own entries (a new leader's
+        // blank entry) are control batches that take offsets, as transaction markers do.
+        var meta = Clients.get(producer.send(new ProducerRecord<>(topic, p, null, ("new-" + p).getBytes())));
+        var got = Clients.consume(consumer, List.of(new TopicPartition(topic, p)), 0, 1);
+        assertEquals(List.of("new-" + p), got.stream().map(r -> new String(r.value())).toList(), "added partition " + p);
+        assertEquals(meta.offset(), got.get(0).offset(), "offset of the record in added partition " + p);
+      }
+    }
+    Clients.get(CLUSTER.admin().deleteTopics(List.of(topic)).all());
+    for (int id = 1; id <= 3; id++) {
+      int node = id;
+      Deadline.awaitWithin(
+          Clients.OP_TIMEOUT,
+          topic + " gone from broker " + node + "'s metadata",
+          () -> {
+            try (var admin =
+                org.apache.kafka.clients.admin.Admin.create(
+                    Map.of("bootstrap.servers", CLUSTER.broker().node(node).clientAddress()))) {
+              return !Clients.get(admin.listTopics().names()).contains(topic);
+            }
+          });
+    }
+  }
+
   private static TopicDescription createReplicated(String topic) {
     Clients.get(
         CLUSTER.admin().createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, 3, (short) 3))).all());
