@@ -120,22 +120,7 @@ impl Node {
         let fs2 = fs.clone();
         let (locks, cluster_id) =
             tokio::task::spawn_blocking(move || -> Result<_, StartupError> {
-                let mut locks = Vec::new();
-                for dir in &dirs {
-                    let err = |source| StartupError::LogDir {
-                        dir: dir.clone(),
-                        source,
-                    };
-                    std::fs::create_dir_all(dir).map_err(err)?;
-                    let lock = fs2.lock_dir(dir).map_err(|e| {
-                        if e.kind() == std::io::ErrorKind::WouldBlock {
-                            err(std::io::Error::new(e.kind(), "in use by another process"))
-                        } else {
-                            err(e)
-                        }
-                    })?;
-                    locks.push(lock);
-                }
+                let locks = lock_dirs(&dirs, fs2.as_ref())?;
                 let cluster_id =
                     meta_properties::ensure(&dirs, node_id, meta_properties::random_cluster_id)?;
                 Ok((locks, cluster_id))
@@ -177,38 +162,9 @@ impl Node {
             partitions = partitions.len(),
             "partitions opened"
         );
-        let admin = TopicAdmin::new(metadata.clone(), partitions.clone(), config.clone());
-        let groups = Arc::new(GroupCoordinator::new(
-            config.groups.clone(),
-            node_id,
-            admin.clone(),
-            partitions.clone(),
-            clock.clone(),
-            shutdown.clone(),
-        ));
         // Single node: this broker leads every partition it hosts, so it coordinates the groups
         // of every __consumer_offsets partition, loaded before they are served.
-        tokio::spawn(groups.clone().run_leadership(metadata.subscribe()));
-        let producer_ids = ProducerIdManager::new(node_id, metadata.clone());
-
-        let follower_fetching = Arc::new(FollowerFetching::new(&config));
-        let node = Arc::new(Node {
-            config,
-            metadata,
-            partitions,
-            admin,
-            groups,
-            producer_ids,
-            clock,
-            shutdown,
-            follower_fetching,
-            cluster: None,
-            _locks: locks,
-        });
-        tokio::spawn(retention_loop(node.clone()));
-        if node.config.cleaner.enabled && node.config.cleaner.threads > 0 {
-            tokio::spawn(cleaner_loop(node.clone()));
-        }
+        let node = Self::assemble(config, metadata, partitions, clock, shutdown, None, locks);
         tokio::spawn(producer_expiration_loop(node.clone()));
         Ok(node)
     }
@@ -305,42 +261,22 @@ impl Node {
             partitions = partitions.len(),
             "partitions opened"
         );
-        let admin = TopicAdmin::new(metadata.clone(), partitions.clone(), config.clone());
-        let groups = Arc::new(GroupCoordinator::new(
-            config.groups.clone(),
-            node_id,
-            admin.clone(),
-            partitions.clone(),
-            clock.clone(),
-            shutdown.clone(),
-        ));
         // Coordinators follow the metadata's leaders of __consumer_offsets partitions.
-        tokio::spawn(groups.clone().run_leadership(metadata.subscribe()));
-        let producer_ids = ProducerIdManager::new(node_id, metadata.clone());
-        let follower_fetching = Arc::new(FollowerFetching::new(&config));
-        let node = Arc::new(Node {
+        let node = Self::assemble(
             config,
             metadata,
             partitions,
-            admin,
-            groups,
-            producer_ids,
             clock,
             shutdown,
-            follower_fetching,
-            cluster: Some(runtime.clone()),
-            _locks: locks,
-        });
+            Some(runtime.clone()),
+            locks,
+        );
         tokio::spawn(duties::reconcile_partitions(node.clone()));
         tokio::spawn(duties::heartbeats(node.clone(), runtime.clone()));
         tokio::spawn(duties::fence_silent_brokers(node.clone(), runtime.clone()));
         tokio::spawn(duties::report_leadership(node.clone(), runtime.clone()));
         if cluster_config.auto_leader_rebalance {
             tokio::spawn(duties::rebalance_leaders(node.clone(), runtime.clone()));
-        }
-        tokio::spawn(retention_loop(node.clone()));
-        if node.config.cleaner.enabled && node.config.cleaner.threads > 0 {
-            tokio::spawn(cleaner_loop(node.clone()));
         }
         Ok(node)
     }
@@ -363,6 +299,53 @@ impl Node {
         if let Some(cluster) = &self.cluster {
             cluster.close().await;
         }
+    }
+}
+
+impl Node {
+    /// What both modes build on their metadata store and partition manager: the topic admin,
+    /// the group coordinator (following the leaders of `__consumer_offsets` partitions in the
+    /// metadata), producer ids, follower fetching; and the background retention and cleaner.
+    fn assemble(
+        config: Arc<BrokerConfig>,
+        metadata: Arc<dyn MetadataStore>,
+        partitions: Arc<PartitionManager>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+        cluster: Option<Arc<ClusterRuntime>>,
+        locks: Vec<Box<dyn DirLock>>,
+    ) -> Arc<Node> {
+        let node_id = config.node_id;
+        let admin = TopicAdmin::new(metadata.clone(), partitions.clone(), config.clone());
+        let groups = Arc::new(GroupCoordinator::new(
+            config.groups.clone(),
+            node_id,
+            admin.clone(),
+            partitions.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(groups.clone().run_leadership(metadata.subscribe()));
+        let producer_ids = ProducerIdManager::new(node_id, metadata.clone());
+        let follower_fetching = Arc::new(FollowerFetching::new(&config));
+        let node = Arc::new(Node {
+            config,
+            metadata,
+            partitions,
+            admin,
+            groups,
+            producer_ids,
+            clock,
+            shutdown,
+            follower_fetching,
+            cluster,
+            _locks: locks,
+        });
+        tokio::spawn(retention_loop(node.clone()));
+        if node.config.cleaner.enabled && node.config.cleaner.threads > 0 {
+            tokio::spawn(cleaner_loop(node.clone()));
+        }
+        node
     }
 }
 
