@@ -204,42 +204,15 @@ async fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{BrokerRegistration, MetadataCommand};
-    use crate::partition::scripted::{ScriptedPartition, ScriptedPartitions};
-    use crate::partition::{Role, TopicPartition};
+    use crate::partition::Role;
+    use crate::partition::scripted::ScriptedPartitions;
     use shoal_protocol::kafka_protocol::messages::BrokerId;
     use shoal_protocol::kafka_protocol::messages::list_offsets_request::{
         ListOffsetsPartition, ListOffsetsTopic,
     };
-    use uuid::Uuid;
 
     fn hosted(role: Role) -> (ScriptedPartitions, MetadataImage) {
-        let image = MetadataImage::empty("c")
-            .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
-                node_id: 1,
-                rack: None,
-                endpoints: vec![],
-                fenced: false,
-            }))
-            .unwrap()
-            .apply(&MetadataCommand::CreateTopic {
-                id: Uuid::from_u128(9),
-                name: "t".into(),
-                assignments: vec![vec![1]],
-                configs: Default::default(),
-            })
-            .unwrap();
-        let partitions = ScriptedPartitions::default();
-        partitions.add(ScriptedPartition::new(
-            TopicPartition {
-                topic_id: Uuid::from_u128(9),
-                topic: "t".into(),
-                partition: 0,
-            },
-            role,
-            3,
-        ));
-        (partitions, image)
+        crate::partition::scripted::one_partition(role)
     }
 
     async fn list(role: Role, replica_id: i32, timestamp: i64, epoch: i32) -> i16 {

@@ -73,41 +73,14 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{BrokerRegistration, MetadataCommand};
-    use crate::partition::scripted::{ScriptedPartition, ScriptedPartitions};
-    use crate::partition::{Role, TopicPartition};
+    use crate::partition::Role;
     use shoal_protocol::error_code::ResponseError;
     use shoal_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
         OffsetForLeaderPartition, OffsetForLeaderTopic,
     };
-    use uuid::Uuid;
 
     fn ask(role: Role, current_epoch: i32) -> EpochEndOffset {
-        let image = MetadataImage::empty("c")
-            .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
-                node_id: 1,
-                rack: None,
-                endpoints: vec![],
-                fenced: false,
-            }))
-            .unwrap()
-            .apply(&MetadataCommand::CreateTopic {
-                id: Uuid::from_u128(9),
-                name: "t".into(),
-                assignments: vec![vec![1]],
-                configs: Default::default(),
-            })
-            .unwrap();
-        let partitions = ScriptedPartitions::default();
-        partitions.add(ScriptedPartition::new(
-            TopicPartition {
-                topic_id: Uuid::from_u128(9),
-                topic: "t".into(),
-                partition: 0,
-            },
-            role,
-            3,
-        ));
+        let (partitions, image) = crate::partition::scripted::one_partition(role);
         let request = OffsetForLeaderEpochRequest::default()
             .with_replica_id((-1).into())
             .with_topics(vec![

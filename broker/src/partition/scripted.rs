@@ -219,6 +219,38 @@ impl ScriptedPartitions {
     }
 }
 
+/// One broker (node 1) hosting topic `t` (id 9) with one partition in `role` at leader epoch 3:
+/// the metadata image and the scripted partition behind it.
+pub fn one_partition(role: Role) -> (ScriptedPartitions, crate::metadata::MetadataImage) {
+    use crate::metadata::{BrokerRegistration, MetadataCommand, MetadataImage};
+    let image = MetadataImage::empty("c")
+        .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
+            node_id: 1,
+            rack: None,
+            endpoints: vec![],
+            fenced: false,
+        }))
+        .unwrap()
+        .apply(&MetadataCommand::CreateTopic {
+            id: Uuid::from_u128(9),
+            name: "t".into(),
+            assignments: vec![vec![1]],
+            configs: Default::default(),
+        })
+        .unwrap();
+    let partitions = ScriptedPartitions::default();
+    partitions.add(ScriptedPartition::new(
+        TopicPartition {
+            topic_id: Uuid::from_u128(9),
+            topic: "t".into(),
+            partition: 0,
+        },
+        role,
+        3,
+    ));
+    (partitions, image)
+}
+
 impl PartitionLookup for ScriptedPartitions {
     fn get(
         &self,
