@@ -120,11 +120,7 @@ def test_kafka_python_members_split_the_partitions(bootstrap, new_topic):
     topic = new_topic(partitions=4)
     group = group_name("kp-split")
     # Each member polls in its own process, as applications do: a member that is not polled
-    # cannot rejoin when the other one's arrival starts a rebalance. Processes rather than
-    # threads: with two kafka-python 3.0 consumers on threads of one interpreter, about one run
-    # in eight left one of them stuck after the broker had answered its SyncGroup (client
-    # debug logs: the answer arrives, the assignment is never applied, heartbeats stop and
-    # the group expires the member).
+    # cannot rejoin when the other one's arrival starts a rebalance.
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         assignments, errors, stop = manager.dict(), manager.list(), manager.Event()
