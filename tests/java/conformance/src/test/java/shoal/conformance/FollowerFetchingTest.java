@@ -139,6 +139,100 @@ class FollowerFetchingTest {
     }
   }
 
+  /**
+   * A consumer group of three members, one per rack, with the rack-aware range assignor
+   * (KIP-881: the members send their rack) and follower fetching, on six RF=3 partitions with
+   * leaders spread over the racks: every record is consumed once, and each member's records come
+   * from the broker in its own rack. The client counts all bytes per broker, group coordination
+   * and metadata included, so "zero cross-rack record bytes" is checked as: what a member
+   * received from brokers outside its rack (its bootstrap and coordinator connections included)
+   * is a few kilobytes of coordination, under 2% of what it received from its own rack, which
+   * covers at least all the record payload it consumed.
+   */
+  @Test
+  void a_rack_aware_group_with_follower_fetching_reads_no_records_across_racks() {
+    String topic = Clients.topicName("ff-group");
+    int partitions = 6;
+    Clients.get(CLUSTER.admin().createTopics(List.of(new NewTopic(topic, partitions, (short) 3))).all());
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        topic + " fully replicated",
+        () -> Clients.awaitTopic(CLUSTER.admin(), topic, partitions).partitions().stream()
+            .allMatch(p -> p.leader() != null && p.isr().size() == 3));
+    String group = Clients.topicName("ff-group-members");
+    List<KafkaConsumer<byte[], byte[]>> members = new ArrayList<>();
+    try {
+      for (int node = 1; node <= 3; node++) {
+        KafkaConsumer<byte[], byte[]> c =
+            Clients.consumer(
+                CLUSTER.broker(),
+                Map.of(
+                    "group.id", group,
+                    "client.id", "member-" + rackOf(node),
+                    "client.rack", rackOf(node),
+                    "partition.assignment.strategy", "org.apache.kafka.clients.consumer.RangeAssignor"));
+        c.subscribe(List.of(topic));
+        members.add(c);
+      }
+      List<List<String>> got = new ArrayList<>(List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>()));
+      Deadline.awaitWithin(
+          FAILOVER_TIMEOUT,
+          "every member assigned two partitions",
+          () -> {
+            for (int i = 0; i < 3; i++) {
+              members.get(i).poll(Duration.ofMillis(100)).forEach(r -> fail("record before anything was written"));
+            }
+            return members.stream().allMatch(c -> c.assignment().size() == partitions / 3);
+          });
+      int perPartition = 150;
+      byte[] payload = new byte[1000];
+      try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+        List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) {
+          for (int i = 0; i < perPartition; i++) {
+            byte[] value = payload.clone();
+            byte[] tag = String.format("p%d-%03d", p, i).getBytes();
+            System.arraycopy(tag, 0, value, 0, tag.length);
+            acks.add(producer.send(new ProducerRecord<>(topic, p, null, value)));
+          }
+        }
+        acks.forEach(Clients::get);
+      }
+      int total = partitions * perPartition;
+      Deadline deadline = Deadline.in(FAILOVER_TIMEOUT);
+      while (got.stream().mapToInt(List::size).sum() < total) {
+        if (deadline.expired()) {
+          fail("received " + got.stream().mapToInt(List::size).sum() + " of " + total + " records");
+        }
+        for (int i = 0; i < 3; i++) {
+          for (ConsumerRecord<byte[], byte[]> r : members.get(i).poll(Duration.ofMillis(100))) {
+            got.get(i).add(new String(r.value(), 0, 8));
+          }
+        }
+      }
+      Set<String> distinct = got.stream().flatMap(List::stream).collect(Collectors.toSet());
+      assertEquals(total, distinct.size(), "distinct records consumed");
+      assertEquals(total, got.stream().mapToInt(List::size).sum(), "records consumed (more means duplicates)");
+      for (int i = 0; i < 3; i++) {
+        int node = i + 1;
+        KafkaConsumer<byte[], byte[]> c = members.get(i);
+        double sameRack = nodeIncomingBytes(c, node);
+        double crossRack = totalIncomingBytes(c) - sameRack;
+        long payloadBytes = (long) got.get(i).size() * payload.length;
+        assertTrue(
+            sameRack >= payloadBytes,
+            "member in " + rackOf(node) + " received " + sameRack + " bytes from its rack's broker, less than the "
+                + payloadBytes + " bytes of records it consumed");
+        assertTrue(
+            crossRack < 0.02 * sameRack,
+            "member in " + rackOf(node) + " received " + crossRack + " bytes from other racks (vs " + sameRack
+                + " from its own)");
+      }
+    } finally {
+      members.forEach(KafkaConsumer::close);
+    }
+  }
+
   private record Setup(TopicPartition tp, int leader, int follower, String followerRack) {}
 
   /** A one-partition RF=3 topic, fully in sync; the consumer's rack is a follower's. */
@@ -231,6 +325,18 @@ class FollowerFetchingTest {
       }
     }
     return 0;
+  }
+
+  /** Bytes the consumer received from every connection (brokers, bootstrap, coordinator). */
+  static double totalIncomingBytes(KafkaConsumer<byte[], byte[]> consumer) {
+    double sum = 0;
+    for (var e : consumer.metrics().entrySet()) {
+      var name = e.getKey();
+      if (name.group().equals("consumer-node-metrics") && name.name().equals("incoming-byte-total")) {
+        sum += ((Number) e.getValue().metricValue()).doubleValue();
+      }
+    }
+    return sum;
   }
 
   private static Set<Integer> ids(List<Node> nodes) {
