@@ -146,8 +146,9 @@ class FollowerFetchingTest {
    * from the broker in its own rack. The client counts all bytes per broker, group coordination
    * and metadata included, so "zero cross-rack record bytes" is checked as: what a member
    * received from brokers outside its rack (its bootstrap and coordinator connections included)
-   * is a few kilobytes of coordination, under 2% of what it received from its own rack, which
-   * covers at least all the record payload it consumed.
+   * is a few kilobytes of coordination, under 5% of the record payload it consumed, while one of
+   * its two partitions read from another rack would be half of that payload; and what it received
+   * from its own rack covers at least all that payload.
    */
   @Test
   void a_rack_aware_group_with_follower_fetching_reads_no_records_across_racks() {
@@ -184,7 +185,7 @@ class FollowerFetchingTest {
             }
             return members.stream().allMatch(c -> c.assignment().size() == partitions / 3);
           });
-      int perPartition = 150;
+      int perPartition = 300;
       byte[] payload = new byte[1000];
       try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
         List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
@@ -224,9 +225,9 @@ class FollowerFetchingTest {
             "member in " + rackOf(node) + " received " + sameRack + " bytes from its rack's broker, less than the "
                 + payloadBytes + " bytes of records it consumed");
         assertTrue(
-            crossRack < 0.02 * sameRack,
-            "member in " + rackOf(node) + " received " + crossRack + " bytes from other racks (vs " + sameRack
-                + " from its own)");
+            crossRack < 0.05 * payloadBytes,
+            "member in " + rackOf(node) + " received " + crossRack + " bytes from other racks (records consumed: "
+                + payloadBytes + " bytes)");
       }
     } finally {
       members.forEach(KafkaConsumer::close);
