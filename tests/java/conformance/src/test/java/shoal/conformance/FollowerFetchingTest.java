@@ -28,7 +28,8 @@ import shoal.conformance.broker.Deadline;
 
 /**
  * KIP-392 beyond the simple case, on three nodes in three racks with the rack-aware selector:
- * what a follower-fetching consumer does when its same-rack follower dies and comes back.
+ * what a follower-fetching consumer does when its same-rack follower dies and comes back, and a
+ * rack-aware consumer group that reads its records from its own racks only.
  * Untagged: every scenario runs on Shoal and on Apache Kafka with the same assertions.
  *
  * <p>Which broker served a consumer is read from the client itself: the {@code
