@@ -185,7 +185,7 @@ def latency(cluster, rate, count):
         if len(values) != count:
             raise RuntimeError(f"{label}: received {len(values)} of {count}")
         values.sort()
-        out[label] = {"p50_ms": round(percentile(values, 0.50), 2), "p99_ms": round(percentile(values, 0.99), 2)}
+        out[label] = {q: round(percentile(values, v), 2) for q, v in (("p50_ms", 0.50), ("p90_ms", 0.90), ("p99_ms", 0.99), ("max_ms", 1.0))}
     return out
 
 
