@@ -124,10 +124,14 @@ class Cluster:
             time.sleep(0.2)
 
 
+FETCH_WAIT_MS = 500
+
+
 def consumer(bootstrap, rack, topic, partitions):
     c = Consumer(
         {
             "bootstrap.servers": bootstrap,
+            "fetch.wait.max.ms": FETCH_WAIT_MS,
             "group.id": f"bench-{topic}-{rack}",
             "enable.auto.commit": False,
             "client.rack": rack,
@@ -226,7 +230,10 @@ def main():
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--per-partition", type=int, default=2000)
     ap.add_argument("--size", type=int, default=1000, help="record value bytes in the cross-rack run")
+    ap.add_argument("--fetch-wait-ms", type=int, default=500, help="consumers' fetch.wait.max.ms (librdkafka default 500)")
     args = ap.parse_args()
+    global FETCH_WAIT_MS
+    FETCH_WAIT_MS = args.fetch_wait_ms
     report = {"binary": args.shoal_bin, "latency_rate_per_s": args.rate, "latency_records": args.count}
     for enabled in (True, False):
         cluster = Cluster(args.shoal_bin, enabled)
