@@ -35,7 +35,7 @@ def pytest_addoption(parser):
     parser.addoption("--broker", default=os.environ.get("SHOAL_TEST_BROKER", "shoal"))
 
 
-def _launch(kind):
+def _launch(kind, extra_args=()):
     classes = JAVA_DIR / "conformance" / "target" / "classes"
     cp_file = JAVA_DIR / "conformance" / "target" / "runtime.classpath"
     kafka_cp = JAVA_DIR / "reference-kafka" / "target" / "kafka.classpath"
@@ -63,6 +63,7 @@ def _launch(kind):
         # Groups form at once instead of after Kafka's 3s default delay.
         "--prop",
         "group.initial.rebalance.delay.ms=0",
+        *extra_args,
     ]
     log = open(workdir / "launcher.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -83,6 +84,18 @@ def _launch(kind):
     return proc, log, bootstrap_file.read_text().strip(), workdir
 
 
+def _stop(proc, log, workdir):
+    # SIGTERM lets the launcher stop the brokers and delete their directories.
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def bootstrap(request):
     given = request.config.getoption("--bootstrap")
@@ -93,15 +106,35 @@ def bootstrap(request):
     try:
         yield servers
     finally:
-        # SIGTERM lets the launcher stop the broker and delete its directories.
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        _stop(proc, log, workdir)
+
+
+# Node ids of the three-rack cluster are 1, 2, 3; node n is in RACKS[n - 1].
+RACKS = ["rack-a", "rack-b", "rack-c"]
+
+
+@pytest.fixture(scope="module")
+def three_rack_cluster(request):
+    """Three nodes in three racks with the rack-aware replica selector (KIP-392), started for
+    the module by the same launcher; its bootstrap servers. A broker given with --bootstrap is a
+    single broker and cannot stand in for it, so the tests that need it are skipped, saying so."""
+    if request.config.getoption("--bootstrap"):
+        pytest.skip("needs a launched three-node cluster, not a broker given with --bootstrap")
+    proc, log, servers, workdir = _launch(
+        request.config.getoption("--broker"),
+        [
+            "--nodes",
+            "3",
+            "--racks",
+            ",".join(RACKS),
+            "--prop",
+            "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        ],
+    )
+    try:
+        yield servers
+    finally:
+        _stop(proc, log, workdir)
 
 
 @pytest.fixture(scope="session")
