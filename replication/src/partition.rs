@@ -117,6 +117,17 @@ impl PartitionReplica {
         self.group.storage.write_log().set_config(config)
     }
 
+    /// Forgets idempotent producers idle for `expiration_ms` (`producer.id.expiration.ms`);
+    /// returns how many. Each replica expires by its own clock, from the batch timestamps its
+    /// log holds, as every Kafka replica does: a follower that becomes leader has forgotten
+    /// the same producers, give or take one check interval.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.group
+            .storage
+            .write_log()
+            .remove_expired_producers(now_ms, expiration_ms)
+    }
+
     /// One compaction pass if one is due, below the high watermark only. Each replica
     /// compacts its own log, as in Kafka: offsets, Raft entries and their terms never change
     /// (only byte positions do), so replication reads and follower catch-up stay valid. The

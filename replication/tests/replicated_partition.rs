@@ -204,6 +204,44 @@ async fn the_leader_reports_follower_progress() -> Result<()> {
     Ok(())
 }
 
+/// Every replica folds the idempotent producers of the replicated batches into its own state,
+/// and forgets them by `producer.id.expiration.ms` from the batch timestamps it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_tracks_and_expires_idempotent_producers() -> Result<()> {
+    let mut c = cluster().await?;
+    let p = partition(5);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    c.wait_leader(&p, T).await?;
+    let stamped_ms = 1_700_000_000_000;
+    let mut b = shoal_storage::BatchBuilder::new(stamped_ms).producer(42, 0, 0);
+    b.add_value(b"v");
+    let (_, last) = c.append_committed(&p, b.build(), T).await?;
+    c.wait_hw(&p, last + 1, T).await?;
+    for n in c.up_nodes() {
+        let r = c.replica(n, &p)?;
+        assert!(
+            r.log().producer_state().get(42).is_some(),
+            "node {n} tracks the producer"
+        );
+        assert_eq!(
+            r.remove_expired_producers(stamped_ms + 999, 1_000),
+            0,
+            "node {n}: not idle long enough"
+        );
+        assert_eq!(
+            r.remove_expired_producers(stamped_ms + 1_000, 1_000),
+            1,
+            "node {n}"
+        );
+        assert!(
+            r.log().producer_state().get(42).is_none(),
+            "node {n} forgot the producer"
+        );
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
 /// Entries present on every live replica (a replica may have purged a different prefix) are
 /// identical.
 fn assert_common_suffix_identical(c: &Cluster, p: &shoal_replication::PartitionId) -> Result<()> {

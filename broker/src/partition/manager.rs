@@ -90,6 +90,14 @@ impl HostedPartition {
         }
     }
 
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`). Blocking.
+    fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        match self {
+            HostedPartition::Local(p) => p.remove_expired_producers(now_ms, expiration_ms),
+            HostedPartition::Raft(p) => p.replica().remove_expired_producers(now_ms, expiration_ms),
+        }
+    }
+
     /// Where the log lives and how large it is (DescribeLogDirs). Blocking.
     fn summary(&self) -> HostedLog {
         let (dir, size_bytes, log_end, high_watermark) = match self {
@@ -599,13 +607,10 @@ impl PartitionManager {
 
     /// Forgets idle idempotent producers on every partition (`producer.id.expiration.ms`).
     pub async fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) {
-        // Replicated logs keep their producer state as the log defines it on every replica.
-        let partitions: Vec<Arc<LocalPartition>> = read(&self.hosted)
+        // Every replica of a replicated partition expires its own producers, as in Kafka.
+        let partitions: Vec<HostedPartition> = read(&self.hosted)
             .values()
-            .filter_map(|h| match &h.partition {
-                HostedPartition::Local(p) => Some(p.clone()),
-                HostedPartition::Raft(_) => None,
-            })
+            .map(|h| h.partition.clone())
             .collect();
         let result = tokio::task::spawn_blocking(move || {
             partitions
