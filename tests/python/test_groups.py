@@ -56,6 +56,23 @@ def kp_consumer(bootstrap, group, **extra):
     return KafkaConsumer(**conf)
 
 
+def kp_subscribe(consumer, topic):
+    """Subscribes and loads the topic's metadata before the first poll joins the group.
+
+    kafka-python 3.0.12 strands a group leader whose rejoin was caused only by a metadata change:
+    it records the new metadata as assigned when it computes the assignment, so if a short poll
+    times out while its SyncGroup is in flight, later polls no longer see a reason to rejoin and
+    never collect the answer; the member stops heartbeating and is expelled. The first join
+    otherwise races the client's first metadata answer for the subscribed topic, which is what
+    leads to that metadata-only rejoin (the broker is not involved; the same happens with Kafka).
+    """
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + TIMEOUT_S
+    while not consumer.partitions_for_topic(topic):
+        assert time.monotonic() < deadline, f"no metadata for {topic}"
+        time.sleep(0.05)
+
+
 def kp_drain(consumers, count, timeout_s=TIMEOUT_S):
     got = []
     deadline = time.monotonic() + timeout_s
@@ -80,7 +97,7 @@ def test_kafka_python_group_consumes_commits_and_the_next_member_resumes(bootstr
 
     first = kp_consumer(bootstrap, group)
     try:
-        first.subscribe([topic])
+        kp_subscribe(first, topic)
         got = kp_drain([first], 30)
         assert sorted(r.value.decode() for r in got) == expected_values(3, 0, 10)
         first.commit()
@@ -92,7 +109,7 @@ def test_kafka_python_group_consumes_commits_and_the_next_member_resumes(bootstr
     produce_idempotent(bootstrap, topic, 3, 2, start=10)
     second = kp_consumer(bootstrap, group)
     try:
-        second.subscribe([topic])
+        kp_subscribe(second, topic)
         got = kp_drain([second], 6)
         assert sorted(r.value.decode() for r in got) == expected_values(3, 10, 12)
         # Nothing more: the committed offsets were resumed from, not the beginning.
@@ -106,7 +123,7 @@ def _kp_split_member(bootstrap, group, topic, name, assignments, stop, errors):
     """One member of test_kafka_python_members_split_the_partitions, in its own process."""
     consumer = kp_consumer(bootstrap, group)
     try:
-        consumer.subscribe([topic])
+        kp_subscribe(consumer, topic)
         while not stop.is_set():
             consumer.poll(timeout_ms=100)
             assignments[name] = sorted(tp.partition for tp in consumer.assignment())
