@@ -30,9 +30,9 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use shoal_protocol::{RequestKind, ResponseKind};
-use shoal_tests::Client;
 use shoal_tests::cluster::{Cluster, Node};
 use shoal_tests::records::{TestRecord, batch, decode};
+use shoal_tests::{Broker, BrokerOptions, Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -67,20 +67,23 @@ fn rack(node: i32) -> &'static str {
     RACKS[(node - 1) as usize]
 }
 
-/// host:port of a node's metrics listener (the line the broker printed).
-fn metrics_authority(node: &Node) -> anyhow::Result<String> {
-    let output = node.output();
+/// host:port of the metrics listener a broker printed in `output`.
+fn metrics_authority(output: &str) -> anyhow::Result<String> {
     let url = output
         .lines()
         .find_map(|l| l.strip_prefix("shoal metrics: http://"))
-        .with_context(|| format!("node {} printed no metrics line", node.id))?;
+        .context("no metrics line printed")?;
     Ok(url.split('/').next().unwrap_or_default().to_string())
 }
 
 /// `POST path` to a node's metrics listener: status code and body.
 async fn post(node: &Node, path: &str) -> anyhow::Result<(u16, String)> {
-    let authority = metrics_authority(node)?;
-    let mut stream = TcpStream::connect(&authority).await?;
+    post_at(&metrics_authority(&node.output())?, path).await
+}
+
+/// `POST path` to `authority` (host:port): status code and body.
+async fn post_at(authority: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(authority).await?;
     stream
         .write_all(
             format!(
@@ -572,4 +575,30 @@ async fn a_cut_off_follower_never_serves_above_its_high_watermark() -> anyhow::R
         anyhow::Ok(())
     };
     run.await.map_err(|e| e.context(cluster.output()))
+}
+
+#[tokio::test]
+async fn the_fault_endpoints_exist_only_when_enabled() -> anyhow::Result<()> {
+    let cut = "/faults/replication/cut?topic=t&partition=0&follower=2";
+    let metrics = |o: BrokerOptions| o.with("metrics.listener", "http://127.0.0.1:0/metrics");
+    let plain = Broker::start(metrics(BrokerOptions::default()))?;
+    let (status, _) = post_at(&metrics_authority(&plain.output())?, cut).await?;
+    assert_eq!(status, 404, "off by default");
+
+    let enabled = Broker::start(metrics(
+        BrokerOptions::default().with("testing.faults.enabled", "true"),
+    ))?;
+    assert!(
+        enabled.output().contains("never enable this in production"),
+        "{}",
+        enabled.output()
+    );
+    let authority = metrics_authority(&enabled.output())?;
+    let (status, body) = post_at(&authority, cut).await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not a cluster"), "{body}");
+    let (status, body) = post_at(&authority, "/faults/replication/cut?topic=t&partition=0").await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("missing follower"), "{body}");
+    Ok(())
 }
