@@ -2,6 +2,7 @@
 //! each handler declares, so the two cannot disagree.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use shoal_protocol::registry::{ApiRegistry, ApiSupport};
@@ -217,10 +218,25 @@ async fn dispatch(node: &Node, connection: &ConnectionInfo, request: Request) ->
         }
         RequestKind::ElectLeaders(req) => {
             let image = node.metadata.image();
-            let elector = elect_leaders::ImageElector { image: &image };
-            Reply::now(ResponseKind::ElectLeaders(
-                elect_leaders::handle(&image, &elector, &req, version).await,
-            ))
+            let response = match &node.cluster {
+                Some(cluster) => {
+                    let elector = crate::cluster::leader_election::ClusterElector {
+                        metadata: node.metadata.clone(),
+                        cluster: cluster.clone(),
+                        timeout: Duration::from_millis(
+                            u64::try_from(req.timeout_ms)
+                                .unwrap_or(0)
+                                .clamp(1_000, 120_000),
+                        ),
+                    };
+                    elect_leaders::handle(&image, &elector, &req, version).await
+                }
+                None => {
+                    let elector = elect_leaders::ImageElector { image: &image };
+                    elect_leaders::handle(&image, &elector, &req, version).await
+                }
+            };
+            Reply::now(ResponseKind::ElectLeaders(response))
         }
         // The registry check in the protocol layer lets only the APIs above through.
         _ => Reply::Close(format!("no handler for {api_key:?}")),

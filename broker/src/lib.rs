@@ -41,7 +41,10 @@
 //! [`cluster::raft_partition::RaftPartition`] (a Raft group whose log is the partition log; the
 //! high watermark is the commit index, the leader epoch the Raft term). Background duties
 //! ([`cluster::duties`]) report leaders and ISRs to the metadata, fence silent brokers, move
-//! leadership back to preferred replicas and hand it away on SIGTERM. Group coordinators follow
+//! leadership back to preferred replicas and hand it away on SIGTERM; ElectLeaders moves it on
+//! request ([`cluster::leader_election`]). With `testing.faults.enabled` (tests only),
+//! [`cluster::test_faults`] serves endpoints on `metrics.listener` that cut one partition's
+//! replication to one follower. Group coordinators follow
 //! the metadata's leaders of `__consumer_offsets` partitions in both modes. [`cli`] also holds
 //! `shoal dev-cluster`, a local multi-node cluster of `shoal` processes.
 //!

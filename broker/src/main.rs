@@ -442,10 +442,21 @@ async fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     };
     let metrics_task = match &config.metrics_listener {
         Some(url) => {
+            let actions = config.testing_faults_enabled.then(|| {
+                warn!(
+                    "testing.faults.enabled=true: test fault endpoints are served on metrics.listener; never enable this in production"
+                );
+                Arc::new(shoal_broker::cluster::test_faults::FaultActions::new(
+                    config.node_id,
+                    node.metadata.clone(),
+                    node.cluster.clone(),
+                )) as Arc<dyn shoal_broker::http::server::Actions>
+            });
             let (local, task) = metrics::endpoint::start(
                 url,
                 node.follower_fetching.metrics.clone(),
                 node.metadata.clone(),
+                actions,
                 shutdown.clone(),
             )
             .await

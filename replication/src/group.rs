@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::config::ReplicationConfig;
 use crate::control_batch;
 use crate::error::{ControlError, NotLeaderReason, ProposeError, ReplicationError};
+use crate::faults::ReplicationFaults;
 use crate::log_store::{GroupStorage, LogStore};
 use crate::network::NetworkFactory;
 use crate::state_machine::ReplicaStateMachine;
@@ -251,6 +252,7 @@ pub(crate) struct GroupStart {
     pub(crate) state_machine: ReplicaStateMachine,
     pub(crate) config: ReplicationConfig,
     pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) faults: Arc<ReplicationFaults>,
     /// Initialize the group with these voters if it never was (the designated member).
     pub(crate) bootstrap: Option<BTreeSet<NodeId>>,
 }
@@ -263,6 +265,7 @@ impl Group {
             node: start.node,
             group: start.id,
             transport: start.transport,
+            faults: start.faults,
         };
         let raft_err = |e: &dyn std::fmt::Display| ReplicationError::Raft {
             group: start.id,

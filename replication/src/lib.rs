@@ -20,6 +20,9 @@
 //!   controller.
 //! - [`Transport`]: the network seam. [`TcpTransport`] (one multiplexed connection per node
 //!   pair) between brokers; [`SimNetwork`] (drops, delays, partitions, seeded) in tests.
+//! - [`ReplicationFaults`]: test faults ([`ReplicaManager::faults`]) that cut one partition's
+//!   Raft traffic between this node and one other, leaving the connection and every other
+//!   group working.
 //! - [`LogObserver`]: sees every append, truncation and reset of a replica's log (state the
 //!   broker derives from the log, such as producer state).
 //!
@@ -68,6 +71,7 @@ mod config;
 mod control_batch;
 mod controller;
 mod error;
+mod faults;
 mod flusher;
 mod group;
 mod group_files;
@@ -88,6 +92,7 @@ mod wire;
 pub use config::ReplicationConfig;
 pub use controller::{Controller, ControllerStateMachine, RestoreError};
 pub use error::{ConfigError, ControlError, NotLeaderReason, ProposeError, ReplicationError};
+pub use faults::ReplicationFaults;
 pub use group::{Appended, Leadership, PendingCommit, Replicas, Role};
 pub use log_store::LogObserver;
 pub use manager::{ControllerSpec, PartitionSpec, ReplicaManager};

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::ReplicationConfig;
 use crate::controller::{Controller, ControllerStateMachine};
-use crate::error::ReplicationError;
+use crate::error::{ControlError, ReplicationError};
+use crate::faults::ReplicationFaults;
 use crate::flusher::FlushPool;
 use crate::group::{Group, GroupStart};
 use crate::log_store::{GroupStorage, LogObserver, StorageOptions};
@@ -27,6 +28,9 @@ use crate::wire::{self, RemoteFailure, RpcKind, RpcMessage};
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The longest a leadership move requested by another node may take.
+const MAX_MOVE_TIMEOUT_MS: u64 = 60_000;
 
 /// How to open one partition replica.
 #[derive(Debug, Clone)]
@@ -74,6 +78,7 @@ pub struct ReplicaManager {
     busy: Mutex<HashSet<GroupId>>,
     closed: AtomicBool,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
+    faults: Arc<ReplicationFaults>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -124,6 +129,7 @@ impl ReplicaManager {
             busy: Mutex::new(HashSet::new()),
             closed: AtomicBool::new(false),
             checkpointer: Mutex::new(None),
+            faults: Arc::new(ReplicationFaults::default()),
         });
         let weak: Weak<ReplicaManager> = Arc::downgrade(&manager);
         transport.attach(weak.clone() as Weak<dyn RpcHandler>);
@@ -158,6 +164,11 @@ impl ReplicaManager {
 
     pub fn config(&self) -> &ReplicationConfig {
         &self.config
+    }
+
+    /// The test faults of this node (cut partition links); empty unless a test adds some.
+    pub fn faults(&self) -> &Arc<ReplicationFaults> {
+        &self.faults
     }
 
     fn all_groups(&self) -> Vec<Arc<Group>> {
@@ -244,6 +255,7 @@ impl ReplicaManager {
             state_machine: sm,
             config: self.config.clone(),
             transport: Arc::clone(&self.transport),
+            faults: Arc::clone(&self.faults),
             bootstrap,
         })
         .await?;
@@ -306,6 +318,46 @@ impl ReplicaManager {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Hands the leadership of partition `id` to `to` and waits until `to` leads (a
+    /// preferred-leader election). `leader` is the node believed to lead: this node moves it
+    /// itself, any other is asked to over the transport (a node does not need to host the
+    /// partition to ask). Fails with [`ControlError::NotLeader`] if `leader` does not lead.
+    pub async fn move_partition_leader(
+        &self,
+        id: PartitionId,
+        leader: NodeId,
+        to: NodeId,
+        timeout: Duration,
+    ) -> Result<(), ControlError> {
+        let group = GroupId::Partition(id);
+        if leader == self.node {
+            let g = self
+                .group(&group)
+                .ok_or_else(|| ControlError::Rejected(format!("{id} is not hosted here")))?;
+            return g.transfer_leadership(to, timeout).await;
+        }
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let request = wire::encode_move_request(group, to, timeout_ms);
+        // The remote waits up to `timeout` for the move; allow for the round trip.
+        let wait = timeout + Duration::from_millis(self.config.rpc_timeout_ms);
+        let response = self
+            .transport
+            .send(leader, request, wait)
+            .await
+            .map_err(|e| ControlError::Timeout(format!("asking node {leader}: {e}")))?;
+        match wire::decode_move_response(&response) {
+            Ok(wire::MoveReply::Moved) => Ok(()),
+            Ok(wire::MoveReply::NotLeader { leader: hint }) => Err(ControlError::NotLeader {
+                leader: hint,
+                reason: crate::error::NotLeaderReason::NotLeader,
+            }),
+            Ok(wire::MoveReply::Failed(text)) => Err(ControlError::Rejected(text)),
+            Err(e) => Err(ControlError::Fatal(format!(
+                "undecodable answer from node {leader}: {e}"
+            ))),
+        }
     }
 
     /// Stops this node's replica of a partition (its files stay; the caller deletes the
@@ -410,11 +462,19 @@ impl Drop for ReplicaManager {
 }
 
 impl RpcHandler for ReplicaManager {
-    fn handle(&self, _from: NodeId, request: RpcMessage) -> BoxFuture<'static, RpcMessage> {
+    fn handle(&self, from: NodeId, request: RpcMessage) -> BoxFuture<'static, RpcMessage> {
+        let cut = self.faults.is_cut(&request.group, from);
         let group = self.group(&request.group);
         Box::pin(async move {
             let id = request.group;
             let kind = request.kind().unwrap_or(RpcKind::Vote);
+            if cut {
+                return RpcMessage::error(
+                    id,
+                    kind,
+                    &RemoteFailure::GroupStopped(format!("link to node {from} cut (test fault)")),
+                );
+            }
             match group {
                 None => RpcMessage::error(id, kind, &RemoteFailure::GroupNotFound),
                 Some(g) => dispatch(g, kind, request).await,
@@ -479,6 +539,20 @@ async fn dispatch(g: Arc<Group>, kind: RpcKind, request: RpcMessage) -> RpcMessa
             };
             wire::encode_forward_response(&reply)
         }
+        RpcKind::MoveLeader => match wire::decode_move_request(&request) {
+            Err(e) => malformed(e),
+            Ok((to, timeout_ms)) => {
+                let timeout = Duration::from_millis(timeout_ms.min(MAX_MOVE_TIMEOUT_MS));
+                let reply = match g.transfer_leadership(to, timeout).await {
+                    Ok(()) => wire::MoveReply::Moved,
+                    Err(crate::error::ControlError::NotLeader { leader, .. }) => {
+                        wire::MoveReply::NotLeader { leader }
+                    }
+                    Err(e) => wire::MoveReply::Failed(e.to_string()),
+                };
+                wire::encode_move_response(id, &reply)
+            }
+        },
         RpcKind::ForwardCommand => RpcMessage::error(
             id,
             kind,

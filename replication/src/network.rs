@@ -17,6 +17,7 @@ use openraft::raft::{
 };
 use openraft::{EmptyNode, RPCTypes};
 
+use crate::faults::ReplicationFaults;
 use crate::transport::{Transport, TransportError};
 use crate::types::{C, GroupId, NodeId, Snapshot, SnapshotData, Vote};
 use crate::wire::{self, RemoteFailure, RpcKind, RpcMessage};
@@ -27,6 +28,7 @@ pub(crate) struct NetworkFactory {
     pub(crate) node: NodeId,
     pub(crate) group: GroupId,
     pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) faults: Arc<ReplicationFaults>,
 }
 
 impl RaftNetworkFactory<C> for NetworkFactory {
@@ -38,6 +40,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
             group: self.group,
             target,
             transport: Arc::clone(&self.transport),
+            faults: Arc::clone(&self.faults),
         }
     }
 }
@@ -49,6 +52,7 @@ pub(crate) struct GroupNetwork {
     group: GroupId,
     target: NodeId,
     transport: Arc<dyn Transport>,
+    faults: Arc<ReplicationFaults>,
 }
 
 enum CallError {
@@ -107,6 +111,12 @@ impl GroupNetwork {
         timeout: Duration,
         decode: impl FnOnce(&RpcMessage) -> Result<wire::Reply<T>, crate::binary_codec::DecodeError>,
     ) -> Result<T, CallError> {
+        if self.faults.is_cut(&self.group, self.target) {
+            return Err(CallError::Unreachable(format!(
+                "replication of {} to node {} is cut (test fault)",
+                self.group, self.target
+            )));
+        }
         let response = self
             .transport
             .send(self.target, request, timeout)

@@ -5,7 +5,7 @@
 //! ```text
 //! group: tag u8 (0 controller, 1 partition) | topic id [16] | partition i32
 //! kind u8 (AppendEntries 1, Vote 2, PreVote 3, Snapshot 4, TransferLeader 5,
-//!          ForwardCommand 6; a response
+//!          ForwardCommand 6, MoveLeader 7; a response
 //!          repeats its request's kind, an error response sets the high bit)
 //! body
 //! ```
@@ -47,6 +47,9 @@ pub(crate) enum RpcKind {
     TransferLeader = 5,
     /// A command for the controller group sent to its leader by another node.
     ForwardCommand = 6,
+    /// Asks a group's leader to hand leadership to a node (preferred-leader election requested
+    /// on another node).
+    MoveLeader = 7,
 }
 
 impl RpcKind {
@@ -58,6 +61,7 @@ impl RpcKind {
             4 => RpcKind::Snapshot,
             5 => RpcKind::TransferLeader,
             6 => RpcKind::ForwardCommand,
+            7 => RpcKind::MoveLeader,
             other => return Err(invalid("rpc kind", format!("{other}"))),
         })
     }
@@ -803,4 +807,102 @@ pub(crate) fn decode_forward_response(m: &RpcMessage) -> Result<ForwardReply, De
         2 => ForwardReply::Failed(String::from_utf8_lossy(&body[1..]).into_owned()),
         t => return Err(invalid("forward reply", format!("{t}"))),
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// MoveLeader
+
+/// What a group's leader answered to a request to move its leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MoveReply {
+    /// The target node leads now.
+    Moved,
+    /// The receiver does not lead; `leader` is its hint.
+    NotLeader { leader: Option<NodeId> },
+    /// Any other failure, as text.
+    Failed(String),
+}
+
+pub(crate) fn encode_move_request(group: GroupId, to: NodeId, timeout_ms: u64) -> RpcMessage {
+    let mut b = BytesMut::with_capacity(16);
+    b.put_u64(to);
+    b.put_u64(timeout_ms);
+    RpcMessage::new(group, RpcKind::MoveLeader as u8, vec![b.freeze()])
+}
+
+/// `(to, timeout_ms)`.
+pub(crate) fn decode_move_request(m: &RpcMessage) -> Result<(NodeId, u64), DecodeError> {
+    let body = m.body();
+    let mut r = Reader::new(&body);
+    Ok((r.u64("move target")?, r.u64("move timeout")?))
+}
+
+pub(crate) fn encode_move_response(group: GroupId, reply: &MoveReply) -> RpcMessage {
+    let mut b = BytesMut::new();
+    match reply {
+        MoveReply::Moved => b.put_u8(0),
+        MoveReply::NotLeader { leader } => {
+            b.put_u8(1);
+            b.put_i64(leader.map_or(-1, |l| l as i64));
+        }
+        MoveReply::Failed(text) => {
+            b.put_u8(2);
+            b.put_slice(&text.as_bytes()[..text.len().min(4096)]);
+        }
+    }
+    RpcMessage::new(group, RpcKind::MoveLeader as u8, vec![b.freeze()])
+}
+
+pub(crate) fn decode_move_response(m: &RpcMessage) -> Result<MoveReply, DecodeError> {
+    let body = match m.check_error()? {
+        Ok(b) => b,
+        Err(RemoteFailure::GroupNotFound) => return Ok(MoveReply::NotLeader { leader: None }),
+        Err(RemoteFailure::GroupStopped(t)) | Err(RemoteFailure::Malformed(t)) => {
+            return Ok(MoveReply::Failed(t));
+        }
+    };
+    let mut r = Reader::new(&body);
+    Ok(match r.u8("move reply")? {
+        0 => MoveReply::Moved,
+        1 => MoveReply::NotLeader {
+            leader: u64::try_from(r.i64("leader")?).ok(),
+        },
+        2 => MoveReply::Failed(String::from_utf8_lossy(&body[1..]).into_owned()),
+        t => return Err(invalid("move reply", format!("{t}"))),
+    })
+}
+
+#[cfg(test)]
+mod move_tests {
+    use super::*;
+
+    #[test]
+    fn move_messages_round_trip() {
+        let g = GroupId::Partition(PartitionId {
+            topic_id: Uuid::from_u128(3),
+            partition: 1,
+        });
+        let req = encode_move_request(g, 2, 5000);
+        let mut whole = BytesMut::new();
+        for p in req.wire_parts() {
+            whole.extend_from_slice(&p);
+        }
+        let req = RpcMessage::decode(whole.freeze()).unwrap();
+        assert_eq!(req.kind().unwrap(), RpcKind::MoveLeader);
+        assert_eq!(decode_move_request(&req).unwrap(), (2, 5000));
+        for reply in [
+            MoveReply::Moved,
+            MoveReply::NotLeader { leader: Some(3) },
+            MoveReply::NotLeader { leader: None },
+            MoveReply::Failed("no".into()),
+        ] {
+            let m = encode_move_response(g, &reply);
+            assert_eq!(decode_move_response(&m).unwrap(), reply);
+        }
+        let e = RpcMessage::error(g, RpcKind::MoveLeader, &RemoteFailure::GroupNotFound);
+        assert_eq!(
+            decode_move_response(&e).unwrap(),
+            MoveReply::NotLeader { leader: None }
+        );
+    }
 }

@@ -12,13 +12,18 @@
 //! - Background duties ([`duties`]): broker heartbeats, fencing of silent brokers (controller
 //!   leader), reports of partition leaders, epochs and ISRs to the metadata, preferred-leader
 //!   rebalance, controlled shutdown.
+//! - Preferred-leader elections asked for by clients ([`leader_election`], ElectLeaders).
+//! - For tests only, with `testing.faults.enabled`: [`test_faults`], HTTP endpoints that cut
+//!   one partition's replication to one follower.
 //!
 //! All traffic between nodes (controller and partitions) runs over one TCP connection per
 //! node pair on the controller listener.
 
 pub mod duties;
+pub mod leader_election;
 pub mod metadata_store;
 pub mod raft_partition;
+pub mod test_faults;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;

@@ -134,6 +134,9 @@ pub struct BrokerConfig {
     pub rack_awareness: super::RackAwarenessConfig,
     /// `metrics.listener`.
     pub metrics_listener: Option<crate::http::HttpUrl>,
+    /// `testing.faults.enabled`: the test fault endpoints on `metrics.listener` (off by
+    /// default; see `docs/testing-faults.md`).
+    pub testing_faults_enabled: bool,
     /// The group coordinator's settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub groups: crate::group::GroupConfig,
     /// `producer.id.expiration.ms`.
@@ -296,6 +299,13 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
 
     let rack_awareness = super::rack_awareness::load(&statics, &mut problems, &mut warnings);
     let metrics_listener = super::rack_awareness::metrics_listener(&statics, &mut problems);
+    let testing_faults_enabled = statics.flag("testing.faults.enabled");
+    if testing_faults_enabled && metrics_listener.is_none() {
+        problems.push(
+            "testing.faults.enabled=true needs metrics.listener (the fault endpoints are served there)"
+                .to_string(),
+        );
+    }
     let to_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
     let groups = crate::group::GroupConfig {
         initial_rebalance_delay_ms: statics
@@ -350,6 +360,7 @@ pub fn load(input: &ConfigInput, hostname: &str) -> Result<Loaded, ConfigError> 
         },
         rack_awareness,
         metrics_listener,
+        testing_faults_enabled,
         groups,
         producer_id_expiration_ms: statics.number("producer.id.expiration.ms"),
         producer_id_expiration_check_interval_ms: statics

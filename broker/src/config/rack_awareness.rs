@@ -437,4 +437,18 @@ mod tests {
                 .contains("metrics.listener")
         );
     }
+
+    #[test]
+    fn testing_faults_are_off_by_default_and_need_the_metrics_listener() {
+        assert!(!try_load(&[]).unwrap().config.testing_faults_enabled);
+        let err = try_load(&[("testing.faults.enabled", "true")]).unwrap_err();
+        assert!(err.contains("testing.faults.enabled"), "{err}");
+        assert!(err.contains("metrics.listener"), "{err}");
+        let on = try_load(&[
+            ("testing.faults.enabled", "true"),
+            ("metrics.listener", "http://127.0.0.1:0"),
+        ])
+        .unwrap();
+        assert!(on.config.testing_faults_enabled);
+    }
 }

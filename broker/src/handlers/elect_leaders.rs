@@ -4,8 +4,8 @@
 //! The handler owns the protocol shape (which partitions, which results are reported); a
 //! [`LeaderElector`] decides and carries out each election. [`ImageElector`] decides from the
 //! metadata image and moves no leader: on a single node every partition's only replica leads, so
-//! every election is `ELECTION_NOT_NEEDED`, as on Kafka. A replicated cluster plugs in an elector
-//! that writes leader changes through its metadata store.
+//! every election is `ELECTION_NOT_NEEDED`, as on Kafka. A cluster uses
+//! [`crate::cluster::leader_election::ClusterElector`], which moves Raft leaderships.
 
 use futures::future::BoxFuture;
 use shoal_protocol::error_code::ResponseError;
@@ -56,7 +56,8 @@ pub struct ElectionError {
 pub const ELECTION_NOT_NEEDED_MESSAGE: &str = "Leader election not needed for topic partition.";
 
 impl ElectionError {
-    fn new(error: ResponseError, message: impl Into<String>) -> Self {
+    /// An error with its message.
+    pub fn new(error: ResponseError, message: impl Into<String>) -> Self {
         Self {
             error,
             message: message.into(),
@@ -86,7 +87,9 @@ pub struct ImageElector<'a> {
 }
 
 impl ImageElector<'_> {
-    fn decide(&self, election: ElectionType, topic: &str, partition: i32) -> ElectionOutcome {
+    /// The outcome from the image alone: unknown partitions, elections not needed, and (for
+    /// anything else) an error saying this broker moves no leader.
+    pub fn decide(&self, election: ElectionType, topic: &str, partition: i32) -> ElectionOutcome {
         let unknown = |message: String| {
             Err(ElectionError::new(
                 ResponseError::UnknownTopicOrPartition,

@@ -1,11 +1,13 @@
 //! A server for one read-only resource: `GET path` answers with a body rendered per request;
-//! other paths are 404, other methods 405, malformed requests 400. One request per connection
+//! `POST` goes to optional [`Actions`] (the test fault endpoints); other paths are 404, other
+//! methods 405, malformed requests 400. One request per connection
 //! (`Connection: close`), a bounded request head read under a deadline, and a cap on concurrent
 //! connections, so a slow or hostile client cannot hold the broker's memory or tasks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -31,11 +33,22 @@ pub trait Resource: Send + Sync + 'static {
     fn render(&self) -> String;
 }
 
-/// Serves `GET path` on `listener` until `shutdown` fires.
+/// An answer: status and plain-text body.
+pub type ActionReply = (u16, String);
+
+/// Operations served with `POST`.
+pub trait Actions: Send + Sync + 'static {
+    /// Answers `POST path?query` if `path` is one of these actions; `None`: not found.
+    fn post(&self, path: &str, query: &str) -> Option<BoxFuture<'static, ActionReply>>;
+}
+
+/// Serves `GET path` (and, with `actions`, `POST` to them) on `listener` until `shutdown`
+/// fires.
 pub async fn serve(
     listener: TcpListener,
     path: String,
     resource: Arc<dyn Resource>,
+    actions: Option<Arc<dyn Actions>>,
     shutdown: CancellationToken,
 ) {
     let path: Arc<str> = path.into();
@@ -60,9 +73,9 @@ pub async fn serve(
                 }
             },
         };
-        let (path, resource) = (path.clone(), resource.clone());
+        let (path, resource, actions) = (path.clone(), resource.clone(), actions.clone());
         tracker.spawn(async move {
-            if let Err(e) = answer(stream, &path, resource.as_ref()).await {
+            if let Err(e) = answer(stream, &path, resource.as_ref(), actions.as_deref()).await {
                 debug!(error = %e, "metrics request failed");
             }
             drop(permit);
@@ -72,7 +85,12 @@ pub async fn serve(
     tracker.wait().await;
 }
 
-async fn answer(mut stream: TcpStream, path: &str, resource: &dyn Resource) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    path: &str,
+    resource: &dyn Resource,
+    actions: Option<&dyn Actions>,
+) -> std::io::Result<()> {
     let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(Some(head))) => head,
         Ok(Ok(None)) => return Ok(()),
@@ -87,14 +105,23 @@ async fn answer(mut stream: TcpStream, path: &str, resource: &dyn Resource) -> s
     }
     let method = request.method.unwrap_or_default();
     let target = request.path.unwrap_or_default();
-    let target_path = target.split('?').next().unwrap_or_default();
+    let (target_path, query) = target.split_once('?').unwrap_or((target, ""));
     let with_body = method != "HEAD";
+    if method == "POST"
+        && let Some(reply) = actions.and_then(|a| a.post(target_path, query))
+    {
+        let (status, body) = reply.await;
+        return respond(&mut stream, status, "text/plain", &body, true).await;
+    }
     match method {
         "GET" | "HEAD" if target_path == path => {
             let body = resource.render();
             respond(&mut stream, 200, resource.content_type(), &body, with_body).await
         }
         "GET" | "HEAD" => respond(&mut stream, 404, "text/plain", "not found\n", with_body).await,
+        "POST" if target_path != path => {
+            respond(&mut stream, 404, "text/plain", "not found\n", true).await
+        }
         _ => respond(&mut stream, 405, "text/plain", "method not allowed\n", true).await,
     }
 }
@@ -131,6 +158,8 @@ async fn respond(
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        500 => "Internal Server Error",
         _ => "Request Timeout",
     };
     let mut out = format!(
@@ -169,6 +198,15 @@ mod tests {
 
     struct Fixed;
 
+    struct Echo;
+
+    impl Actions for Echo {
+        fn post(&self, path: &str, query: &str) -> Option<BoxFuture<'static, ActionReply>> {
+            let body = format!("{path} {query}");
+            (path == "/echo").then(|| Box::pin(async move { (200u16, body) }) as _)
+        }
+    }
+
     impl Resource for Fixed {
         fn content_type(&self) -> &'static str {
             "text/plain; version=0.0.4"
@@ -186,6 +224,7 @@ mod tests {
             listener,
             "/metrics".into(),
             Arc::new(Fixed),
+            Some(Arc::new(Echo)),
             shutdown.clone(),
         ));
         (url, shutdown, task)
@@ -214,6 +253,18 @@ mod tests {
                 .unwrap()
                 .status,
             405
+        );
+        let echoed = client::request(&url, "POST", "/echo?a=1&b=2", &[], t)
+            .await
+            .unwrap();
+        assert_eq!(echoed.status, 200);
+        assert_eq!(echoed.text().unwrap(), "/echo a=1&b=2");
+        assert_eq!(
+            client::request(&url, "POST", "/nope", &[], t)
+                .await
+                .unwrap()
+                .status,
+            404
         );
         shutdown.cancel();
         task.await.unwrap();

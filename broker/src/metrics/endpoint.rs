@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::FetchMetrics;
 use crate::http::HttpUrl;
-use crate::http::server::{self, Resource};
+use crate::http::server::{self, Actions, Resource};
 use crate::metadata::MetadataStore;
 
 struct Exposition {
@@ -29,12 +29,14 @@ impl Resource for Exposition {
     }
 }
 
-/// Binds `url`'s host and port and serves the metrics on its path until `shutdown` fires;
-/// returns the bound address (the port is the kernel's choice for port 0).
+/// Binds `url`'s host and port and serves the metrics on its path (and `actions`, the test
+/// fault endpoints, when given) until `shutdown` fires; returns the bound address (the port is
+/// the kernel's choice for port 0).
 pub async fn start(
     url: &HttpUrl,
     metrics: Arc<FetchMetrics>,
     metadata: Arc<dyn MetadataStore>,
+    actions: Option<Arc<dyn Actions>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(url.authority()).await?;
@@ -43,6 +45,7 @@ pub async fn start(
         listener,
         url.path.clone(),
         Arc::new(Exposition { metrics, metadata }),
+        actions,
         shutdown,
     ));
     Ok((local, task))

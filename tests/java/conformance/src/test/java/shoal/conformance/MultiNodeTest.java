@@ -1,11 +1,14 @@
 package shoal.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
@@ -13,9 +16,13 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.ElectionNotNeededException;
+import org.apache.kafka.common.errors.PreferredLeaderNotAvailableException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -27,7 +34,8 @@ import shoal.conformance.broker.Deadline;
 /**
  * Three nodes in three racks: Metadata shape (brokers, racks, replicas, ISR, spread leaders) and
  * a node stopped and restarted under acks=all; every leader killed in turn under an idempotent
- * acks=all producer; a consumer group across the loss of its coordinator's broker.
+ * acks=all producer; a consumer group across the loss of its coordinator's broker; preferred
+ * leader election (Admin and {@code kafka-leader-election}).
  */
 @Tag("multinode")
 class MultiNodeTest {
@@ -35,6 +43,9 @@ class MultiNodeTest {
       ClusterSpec.nodes(3)
           .withRacks("rack-a", "rack-b", "rack-c")
           .with("auto.create.topics.enable", "false")
+          // Leaders move only when a scenario moves them (the leader election scenario needs a
+          // leader away from its preferred replica to stay there until it asks).
+          .with("auto.leader.rebalance.enable", "false")
           .with("replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector");
 
   @RegisterExtension static final BrokerExtension CLUSTER = BrokerExtension.dedicated(THREE_RACKS);
@@ -355,6 +366,76 @@ class MultiNodeTest {
             }
           });
     }
+  }
+
+  /**
+   * Preferred leader election (ElectLeaders) on a cluster, through {@code Admin.electLeaders} and
+   * {@code kafka-leader-election}: not needed while the first replica of the assignment leads;
+   * not available while that replica is stopped (out of the ISR); once it is back in the ISR,
+   * the election hands it the leadership, and the next one is not needed again.
+   */
+  @Test
+  void preferred_leader_election_returns_leadership_to_the_first_replica() {
+    String topic = Clients.topicName("elect");
+    createReplicated(topic);
+    TopicPartition tp = new TopicPartition(topic, 0);
+    int[] preferred = new int[1];
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        "partition 0 led by its first replica",
+        () -> {
+          TopicPartitionInfo p0 = Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0);
+          preferred[0] = p0.replicas().get(0).id();
+          return p0.leader() != null && p0.leader().id() == preferred[0];
+        });
+    assertInstanceOf(ElectionNotNeededException.class, electPreferred(Set.of(tp)).get(tp).orElseThrow());
+    TopicPartition unknown = new TopicPartition(topic, 7);
+    assertInstanceOf(UnknownTopicOrPartitionException.class, electPreferred(Set.of(unknown)).get(unknown).orElseThrow());
+
+    BrokerNode first = CLUSTER.broker().node(preferred[0]);
+    first.stop();
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        "another leader for partition 0 and node " + preferred[0] + " out of its ISR",
+        () -> {
+          TopicPartitionInfo p0 = Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0);
+          return p0.leader() != null && p0.leader().id() != preferred[0] && !ids(p0.isr()).contains(preferred[0]);
+        });
+    assertInstanceOf(PreferredLeaderNotAvailableException.class, electPreferred(Set.of(tp)).get(tp).orElseThrow());
+
+    first.start();
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        "node " + preferred[0] + " back in the ISR of partition 0",
+        () -> ids(Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0).isr()).contains(preferred[0]));
+    int leader = Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0).leader().id();
+    assertTrue(leader != preferred[0], "still led by " + leader + " until an election");
+
+    KafkaTool.Result elected =
+        KafkaTool.run(
+                KafkaTool.LEADER_ELECTION, null, "--bootstrap-server", CLUSTER.broker().bootstrapServers(),
+                "--election-type", "preferred", "--topic", topic, "--partition", "0")
+            .expectSuccess();
+    assertEquals(
+        List.of("Successfully completed leader election (PREFERRED) for partitions " + topic + "-0"),
+        elected.lines(),
+        elected.stdout() + elected.stderr());
+    Deadline.awaitWithin(
+        Clients.OP_TIMEOUT,
+        "node " + preferred[0] + " leads partition 0 again",
+        () -> {
+          TopicPartitionInfo p0 = Clients.awaitDescribed(CLUSTER.admin(), topic, 3).partitions().get(0);
+          return p0.leader() != null && p0.leader().id() == preferred[0];
+        });
+    assertInstanceOf(ElectionNotNeededException.class, electPreferred(Set.of(tp)).get(tp).orElseThrow());
+    // The partition takes writes under its new leader.
+    try (KafkaProducer<byte[], byte[]> producer = Clients.producer(CLUSTER.broker(), Map.of())) {
+      Clients.get(producer.send(new ProducerRecord<>(topic, 0, null, "after-election".getBytes())));
+    }
+  }
+
+  private static Map<TopicPartition, Optional<Throwable>> electPreferred(Set<TopicPartition> partitions) {
+    return Clients.get(CLUSTER.admin().electLeaders(ElectionType.PREFERRED, partitions).partitions());
   }
 
   private static TopicDescription createReplicated(String topic) {

@@ -1,0 +1,151 @@
+//! Test faults that cut one partition's replication to one follower
+//! (`ReplicaManager::faults`), and leadership moves requested from another node
+//! (`ReplicaManager::move_partition_leader`), on three replicas in one process.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use harness::{Cluster, batch, partition};
+use shoal_replication::{ControlError, ReplicationConfig, Role};
+use shoal_storage::LogConfig;
+
+const T: Duration = Duration::from_secs(20);
+
+async fn cluster() -> Result<Cluster> {
+    Cluster::new(
+        &[1, 2, 3],
+        11,
+        ReplicationConfig::fast_for_tests(),
+        LogConfig::default(),
+    )
+    .await
+}
+
+/// Checks for `period` that `leader` keeps leading `p` in `epoch`, and that no replica moves
+/// to a later term (a cut follower only runs pre-votes, which never raise its term).
+async fn leadership_holds(
+    c: &Cluster,
+    p: &shoal_replication::PartitionId,
+    leader: u64,
+    epoch: u64,
+    period: Duration,
+) -> Result<()> {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        let l = c.replica(leader, p)?.leadership();
+        ensure!(
+            l.role == Role::Leader && l.epoch == epoch,
+            "node {leader} lost the leadership: {l:?}"
+        );
+        for n in c.up_nodes() {
+            let other = c.replica(n, p)?.leadership();
+            ensure!(other.epoch == epoch, "node {n} moved on: {other:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_follower_falls_behind_without_deposing_the_leader_and_catches_up_after_heal()
+-> Result<()> {
+    let mut c = cluster().await?;
+    let (p, other) = (partition(0), partition(1));
+    c.create_partition(p, &[1, 2, 3]).await?;
+    c.create_partition(other, &[1, 2, 3]).await?;
+    let leader = c.wait_leader(&p, T).await?;
+    c.wait_leader(&other, T).await?;
+    for i in 0..5u8 {
+        c.append_committed(&p, batch(3, 20, i), T).await?;
+    }
+    let (_, last) = c.append_committed(&p, batch(1, 20, 9), T).await?;
+    c.wait_hw(&p, last + 1, T).await?;
+    let epoch = c.replica(leader, &p)?.leadership().epoch;
+    let follower = c.up_nodes().into_iter().find(|n| *n != leader).unwrap_or(3);
+    let follower_hw = c.replica(follower, &p)?.high_watermark();
+
+    assert!(c.manager(leader)?.faults().cut(p, follower));
+    assert_eq!(c.manager(leader)?.faults().cuts(), vec![(p, follower)]);
+    let mut end = last + 1;
+    for i in 0..20u8 {
+        let (_, last) = c.append_committed(&p, batch(2, 20, i), T).await?;
+        end = last + 1;
+    }
+    // The other partition still replicates to the follower over the same connection.
+    let (_, other_last) = c.append_committed(&other, batch(1, 20, 1), T).await?;
+    c.wait_hw(&other, other_last + 1, T).await?;
+
+    // Well past the follower's election timeout (300-600 ms): it stays a follower in the
+    // leader's term, learns nothing, and the leader keeps leading with the third replica.
+    leadership_holds(&c, &p, leader, epoch, Duration::from_millis(2500)).await?;
+    let cut = c.replica(follower, &p)?;
+    assert_eq!(
+        cut.high_watermark(),
+        follower_hw,
+        "no commit reaches the follower"
+    );
+    assert!(
+        cut.log().log_end_offset() < end,
+        "no entry reaches the follower"
+    );
+    assert!(cut.high_watermark() <= cut.log().log_end_offset());
+    let progress = c
+        .replica(leader, &p)?
+        .follower_progress()
+        .unwrap_or_default();
+    let seen = progress
+        .iter()
+        .find(|f| f.node == follower)
+        .map(|f| f.matched_offset);
+    assert!(
+        seen.is_some_and(|m| m < end),
+        "the leader sees the follower behind: {progress:?}"
+    );
+
+    assert!(c.manager(leader)?.faults().heal(p, follower));
+    assert!(c.manager(leader)?.faults().cuts().is_empty());
+    c.wait_hw(&p, end, T).await?;
+    leadership_holds(&c, &p, leader, epoch, Duration::from_millis(1500)).await?;
+    let (_, last) = c.append_committed(&p, batch(1, 20, 7), T).await?;
+    c.wait_hw(&p, last + 1, T).await?;
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_can_ask_the_leader_to_move_its_leadership() -> Result<()> {
+    let mut c = cluster().await?;
+    let p = partition(0);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    let leader = c.wait_leader(&p, T).await?;
+    let (_, last) = c.append_committed(&p, batch(2, 20, 1), T).await?;
+    c.wait_hw(&p, last + 1, T).await?;
+    let nodes = c.up_nodes();
+    let to = *nodes.iter().find(|n| **n != leader).unwrap_or(&2);
+    let asker = *nodes
+        .iter()
+        .find(|n| **n != leader && **n != to)
+        .unwrap_or(&3);
+    c.manager(asker)?
+        .move_partition_leader(p, leader, to, T)
+        .await?;
+    assert_eq!(c.wait_leader(&p, T).await?, to);
+    // The old leader no longer leads: the asker learns who does.
+    match c
+        .manager(asker)?
+        .move_partition_leader(p, leader, asker, T)
+        .await
+    {
+        Err(ControlError::NotLeader { leader: hint, .. }) => assert_eq!(hint, Some(to)),
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+    // The leader itself moves it locally.
+    c.manager(to)?
+        .move_partition_leader(p, to, leader, T)
+        .await?;
+    assert_eq!(c.wait_leader(&p, T).await?, leader);
+    c.shutdown().await;
+    Ok(())
+}
