@@ -27,8 +27,12 @@ pub struct FollowerProgress {
     /// it; entries above it are not yet on that follower).
     pub matched_offset: i64,
     /// The last time (ms, the manager's clock) the follower was caught up with the leader's
-    /// log end: now if it matches everything. `None` if it lagged for longer than the leader
-    /// remembers. Kafka's ISR keeps a follower whose time is within `replica.lag.time.max.ms`.
+    /// log end, as Kafka's `lastCaughtUpTimeMs`: the follower's last acknowledgement (of
+    /// records or a heartbeat) if it matches everything, else when the log first grew past
+    /// what it holds, whichever is earlier. A follower that stops answering therefore ages
+    /// out even when nothing is written, as a Kafka follower that stops fetching does. `None`
+    /// if it never answered this leader or lagged for longer than the leader remembers.
+    /// Kafka's ISR keeps a follower whose time is within `replica.lag.time.max.ms`.
     pub last_caught_up_ms: Option<i64>,
 }
 
@@ -159,7 +163,13 @@ impl PartitionReplica {
     /// Replication progress of every other replica; `None` unless this replica leads.
     pub fn follower_progress(&self) -> Option<Vec<FollowerProgress>> {
         let metrics = self.group.raft.metrics();
-        let replication = metrics.borrow_watched().replication.clone()?;
+        let (replication, acked) = {
+            let m = metrics.borrow_watched();
+            (
+                m.replication.clone()?,
+                m.heartbeat.clone().unwrap_or_default(),
+            )
+        };
         let now = self.group.storage.clock.now_ms();
         let log = self.group.storage.read_log();
         let last_index = log.last_index();
@@ -182,11 +192,18 @@ impl PartitionReplica {
                     _ => log.log_start_offset(),
                 },
             };
+            // Raft's acknowledgement times are monotonic instants: carried over to the
+            // manager's clock as "that long before now".
+            let last_ack_ms = acked.get(node).cloned().flatten().map(|at| {
+                let ago = openraft::Instant::elapsed(&*at);
+                now.saturating_sub(i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))
+            });
+            let caught_up = history.caught_up_at(matched_index, last_index, now);
             out.push(FollowerProgress {
                 node: *node,
                 matched_index,
                 matched_offset,
-                last_caught_up_ms: history.caught_up_at(matched_index, last_index, now),
+                last_caught_up_ms: caught_up.zip(last_ack_ms).map(|(c, a)| c.min(a)),
             });
         }
         Some(out)

@@ -114,6 +114,62 @@ async fn a_cut_follower_falls_behind_without_deposing_the_leader_and_catches_up_
     Ok(())
 }
 
+/// On a partition nothing is written to, a follower that stops answering stops being caught
+/// up (Kafka's `lastCaughtUpTimeMs` of a follower that stops fetching), while one that answers
+/// heartbeats stays caught up; after the heal the cut one is caught up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_follower_of_an_idle_partition_stops_being_caught_up() -> Result<()> {
+    let mut c = cluster().await?;
+    let p = partition(2);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    let leader = c.wait_leader(&p, T).await?;
+    let (_, last) = c.append_committed(&p, batch(1, 20, 1), T).await?;
+    c.wait_hw(&p, last + 1, T).await?;
+    let followers: Vec<u64> = c.up_nodes().into_iter().filter(|n| *n != leader).collect();
+    let (cut, healthy) = (followers[0], followers[1]);
+    let caught_up = |node: u64| -> Result<Option<i64>> {
+        let progress = c.replica(leader, &p)?.follower_progress();
+        Ok(progress
+            .unwrap_or_default()
+            .into_iter()
+            .find(|f| f.node == node)
+            .and_then(|f| f.last_caught_up_ms))
+    };
+    assert!(c.manager(leader)?.faults().cut(p, cut));
+    // Let an acknowledgement in flight at the cut land, then watch for a second.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (cut_before, healthy_before) = (caught_up(cut)?, caught_up(healthy)?);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (cut_after, healthy_after) = (caught_up(cut)?, caught_up(healthy)?);
+    let (Some(cut_before), Some(cut_after)) = (cut_before, cut_after) else {
+        anyhow::bail!("the cut follower answered before the cut: {cut_before:?} {cut_after:?}");
+    };
+    // Instants carried over to milliseconds may round by one.
+    assert!(
+        cut_after - cut_before <= 1,
+        "cut follower still caught up: {cut_before} -> {cut_after}"
+    );
+    let (Some(healthy_before), Some(healthy_after)) = (healthy_before, healthy_after) else {
+        anyhow::bail!("the healthy follower is not caught up");
+    };
+    // Heartbeats every 50 ms keep it caught up.
+    assert!(
+        healthy_after - healthy_before >= 500,
+        "{healthy_before} -> {healthy_after}"
+    );
+    assert!(c.manager(leader)?.faults().heal(p, cut));
+    let deadline = Instant::now() + T;
+    while caught_up(cut)?.is_none_or(|t| t <= cut_after + 1) {
+        ensure!(
+            Instant::now() < deadline,
+            "the healed follower is not caught up again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_can_ask_the_leader_to_move_its_leadership() -> Result<()> {
     let mut c = cluster().await?;
