@@ -156,6 +156,12 @@ class ConnectTest {
       worker.start();
       writer.awaitLines(writer.written() + 50);
       awaitSinkHas(sinkFile, writer.written(), WORKER_TIMEOUT, "the lines after the worker restart");
+      // The restarted worker commits past the first window before the next fault, so that the
+      // two windows do not overlap.
+      Deadline.awaitWithin(
+          WORKER_TIMEOUT,
+          "source and sink commits past the worker restart",
+          () -> committedSourceLine(run, sourceFile) >= writtenAtKill && committedSinkOffset(topic) >= endAtKill);
 
       // (b) The leader of the data topic is killed while lines keep coming, then restarted.
       int leader = leaderOf(topic);
