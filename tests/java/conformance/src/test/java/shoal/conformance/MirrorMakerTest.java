@@ -164,6 +164,10 @@ class MirrorMakerTest {
       assertTrue(
           fromOthers < 0.05 * payload,
           "MirrorMaker's consumer received " + fromOthers + " bytes from other nodes (per node: " + bytes + ")");
+      System.out.printf(
+          "MirrorMakerTest: leader %d, follower %d (%s); group offset %d on the source, %d on the target; "
+              + "MirrorMaker consumer bytes per node %s%n",
+          leader, follower, followerRack, committedOnSource, onTargetOffset[0], bytes);
     } finally {
       mm.stop();
     }
