@@ -99,35 +99,46 @@ class MirrorMakerTest {
     MirrorMaker mm = new MirrorMaker(mm2Properties(topic, group, followerRack));
     try {
       mm.start();
-      // Batch B, written while MirrorMaker runs; the group never reads it on the source.
-      produce(topic, "b-", 100);
-      List<String> onTarget = readMirrored(mirrored, 300);
       List<String> expected = new ArrayList<>();
       for (int i = 0; i < 200; i++) {
         expected.add(String.format("a-%03d", i));
       }
+      assertEquals(expected, readMirrored(mirrored, 200), "batch A in " + mirrored + ", in order, once");
+
+      // The group's offset, translated through MirrorMaker's offset syncs, is the end of batch A
+      // on the target (whose offsets differ from the source's). MirrorMaker keeps a sparse set of
+      // syncs and translates an offset between two of them to the older one (never past a record
+      // the group has not read), so the exact offset is checked while batch A's last sync is the
+      // latest.
+      TopicPartition mtp = new TopicPartition(mirrored, 0);
+      long[] onTargetOffset = {-1};
+      try {
+        Deadline.awaitWithin(
+            MIRROR_TIMEOUT,
+            "group " + group + " synced onto the target at the end of batch A",
+            () -> {
+              onTargetOffset[0] = committed(DST, group, mtp);
+              return onTargetOffset[0] == 200;
+            });
+      } catch (IllegalStateException e) {
+        throw new AssertionError(e.getMessage() + " (last seen: " + onTargetOffset[0] + ")", e);
+      }
+
+      // Batch B, written while MirrorMaker runs; the group never read it on the source, and on the
+      // target it resumes with it.
+      produce(topic, "b-", 100);
       for (int i = 0; i < 100; i++) {
         expected.add(String.format("b-%03d", i));
       }
-      assertEquals(expected, onTarget, "records of " + topic + " in " + mirrored + ", in order, once");
-
-      // The group's offset, translated through MirrorMaker's offset syncs, points at the first
-      // record of batch B on the target (whose offsets differ from the source's).
-      TopicPartition mtp = new TopicPartition(mirrored, 0);
-      long[] onTargetOffset = {-1};
-      Deadline.awaitWithin(
-          MIRROR_TIMEOUT,
-          "group " + group + " synced onto the target at the offset of b-000",
-          () -> {
-            onTargetOffset[0] = committed(DST, group, mtp);
-            return onTargetOffset[0] == 200;
-          });
+      assertEquals(expected, readMirrored(mirrored, 300), "records of " + topic + " in " + mirrored + ", in order, once");
       try (KafkaConsumer<byte[], byte[]> c =
           Clients.consumer(DST.broker(), Map.of("group.id", group, "client.id", "conformance-target-group"))) {
         c.assign(List.of(mtp));
         List<ConsumerRecord<byte[], byte[]>> rest = Clients.pollExactly(c, 100);
-        assertEquals("b-000", key(rest.get(0)), "the target group resumes where the source group stopped (source offset "
-            + committedOnSource + ")");
+        assertEquals(
+            expected.subList(200, 300),
+            rest.stream().map(MirrorMakerTest::key).toList(),
+            "the target group resumes where the source group stopped (source offset " + committedOnSource + ")");
       }
 
       // A topic config changed on the source is mirrored.
