@@ -532,6 +532,8 @@ class ConnectTest {
       // times out (45 s by default), and the restarted sink task's join waits for it.
       p.put("consumer.session.timeout.ms", "6000");
       p.put("consumer.heartbeat.interval.ms", "1000");
+      // The tasks' consumers fetch from the replica in the worker's rack (KIP-392).
+      p.put("consumer.client.rack", "rack-a");
       p.put("listeners", "http://" + FreePorts.LOOPBACK + ":" + restPort);
       p.put("rest.advertised.host.name", FreePorts.LOOPBACK);
       p.put("rest.advertised.port", Integer.toString(restPort));

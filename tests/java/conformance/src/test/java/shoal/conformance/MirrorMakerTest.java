@@ -35,6 +35,9 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.connect.mirror.MirrorMaker;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import shoal.conformance.broker.BrokerKind;
+import shoal.conformance.broker.BrokerNode;
+import shoal.conformance.broker.Brokers;
 import shoal.conformance.broker.ClusterSpec;
 import shoal.conformance.broker.Deadline;
 
@@ -49,11 +52,21 @@ import shoal.conformance.broker.Deadline;
  * on Apache Kafka with the same assertions.
  */
 class MirrorMakerTest {
-  static final ClusterSpec SOURCE =
+  private static final ClusterSpec THREE_RACKS =
       ClusterSpec.nodes(3)
           .withRacks("rack-a", "rack-b", "rack-c")
           .with("auto.create.topics.enable", "false")
           .with("replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector");
+
+  /**
+   * On Shoal, each node also publishes Prometheus metrics ({@code metrics.listener}, a Shoal
+   * property, on a free port that the node prints at startup), so that the brokers' own count of
+   * bytes served per role and client rack can be checked too.
+   */
+  static final ClusterSpec SOURCE =
+      Brokers.selected() == BrokerKind.SHOAL
+          ? THREE_RACKS.with("metrics.listener", "http://127.0.0.1:0/metrics")
+          : THREE_RACKS;
 
   static final ClusterSpec TARGET = ClusterSpec.singleNode().with("auto.create.topics.enable", "false");
 
@@ -179,6 +192,21 @@ class MirrorMakerTest {
           "MirrorMakerTest: leader %d, follower %d (%s); group offset %d on the source, %d on the target; "
               + "MirrorMaker consumer bytes per node %s%n",
           leader, follower, followerRack, committedOnSource, onTargetOffset[0], bytes);
+
+      if (SRC.broker().kind() == BrokerKind.SHOAL) {
+        // The brokers' side: the follower served MirrorMaker's rack the records, the leader
+        // served that rack no record bytes.
+        double followerServed = servedBytes(SRC.broker().node(follower), topic, "follower", followerRack);
+        double leaderServed = servedBytes(SRC.broker().node(leader), topic, "leader", followerRack);
+        assertTrue(
+            followerServed >= payload,
+            "follower " + follower + " served " + followerRack + " " + followerServed + " bytes of " + topic
+                + " (shoal_consumer_fetch_bytes_total), less than the " + payload + " bytes of records");
+        assertEquals(0.0, leaderServed, "bytes of " + topic + " the leader " + leader + " served to " + followerRack);
+        System.out.printf(
+            "MirrorMakerTest: shoal_consumer_fetch_bytes_total for %s: follower %.0f, leader %.0f%n",
+            followerRack, followerServed, leaderServed);
+      }
     } finally {
       mm.stop();
     }
@@ -224,6 +252,46 @@ class MirrorMakerTest {
     p.put("offset-syncs.topic.replication.factor", "3");
     p.put("dst.offset.flush.interval.ms", "1000");
     return p;
+  }
+
+  /**
+   * {@code shoal_consumer_fetch_bytes_total} of one node for {@code topic} partition 0, served in
+   * {@code role} to consumers in {@code clientRack} (0 when the series does not exist), read from
+   * the Prometheus endpoint whose address the node printed at its last start.
+   */
+  private static double servedBytes(BrokerNode node, String topic, String role, String clientRack) {
+    String url = null;
+    try {
+      for (String line : java.nio.file.Files.readAllLines(node.logFile())) {
+        if (line.startsWith("shoal metrics: ")) {
+          url = line.substring("shoal metrics: ".length()).trim();
+        }
+      }
+      if (url == null) {
+        fail("node " + node.nodeId() + " printed no metrics address (metrics.listener) in " + node.logFile());
+      }
+      java.net.http.HttpResponse<String> r =
+          java.net.http.HttpClient.newHttpClient()
+              .send(
+                  java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
+                  java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, r.statusCode(), "GET " + url);
+      String labels =
+          "topic=\"" + topic + "\",partition=\"0\",role=\"" + role + "\",";
+      double sum = 0;
+      for (String line : r.body().split("\n")) {
+        if (line.startsWith("shoal_consumer_fetch_bytes_total{") && line.contains(labels)
+            && line.contains("client_rack=\"" + clientRack + "\"}")) {
+          sum += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        }
+      }
+      return sum;
+    } catch (java.io.IOException e) {
+      throw new AssertionError("cannot read the metrics of node " + node.nodeId() + " at " + url, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
   }
 
   private static TopicPartitionInfo awaitFullyReplicated(String topic) {
