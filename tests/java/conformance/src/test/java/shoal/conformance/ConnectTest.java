@@ -1,7 +1,6 @@
 package shoal.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
@@ -500,7 +499,7 @@ class ConnectTest {
     private final int restPort;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private ChildProcess process;
-    private final List<String> output = new ArrayList<>();
+    private final List<ChildProcess> started = new ArrayList<>();
 
     ConnectWorker(String bootstrap, String run, Path dir) {
       this.restPort = FreePorts.take();
@@ -562,6 +561,7 @@ class ConnectTest {
                   "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"),
               "org.apache.kafka.connect.cli.ConnectDistributed",
               properties.toString());
+      started.add(process);
       try {
         Deadline.awaitWithin(
             WORKER_TIMEOUT,
@@ -583,8 +583,6 @@ class ConnectTest {
 
     void kill() {
       process.kill();
-      output.addAll(process.lines());
-      output.add("---- worker killed");
     }
 
     /** Creates or updates a connector; retried while the worker is still rebalancing (409). */
@@ -624,10 +622,15 @@ class ConnectTest {
       }
     }
 
-    /** Keeps the worker's whole output (every start) for a failure's post-mortem. */
+    /** Writes the worker's whole output (every start) to a file, for a failure's post-mortem. */
     void saveOutput(Path file) {
+      List<String> all = new ArrayList<>();
+      for (ChildProcess p : started) {
+        all.add("---- worker start");
+        all.addAll(p.lines());
+      }
       try {
-        Files.write(file, output, StandardCharsets.UTF_8);
+        Files.write(file, all, StandardCharsets.UTF_8);
       } catch (IOException e) {
         System.err.println("cannot write " + file + ": " + e);
       }
@@ -668,9 +671,8 @@ class ConnectTest {
 
     @Override
     public void close() {
-      if (process != null && process.alive()) {
+      if (process != null) {
         process.close();
-        output.addAll(process.lines());
       }
     }
   }
