@@ -1,6 +1,7 @@
 package shoal.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
@@ -187,6 +188,29 @@ class ConnectTest {
     readTopic(topic, topicLines, topicOffsets);
     List<String> sinkLines = Files.readAllLines(sinkFile, StandardCharsets.UTF_8);
     assertAtLeastOnceWithinWindows(total, topicLines, topicOffsets, sinkLines, windows);
+  }
+
+  /**
+   * The worker's check of its topics runs against the broker's DescribeConfigs answer: an
+   * offsets topic that exists with {@code cleanup.policy=delete} stops the worker at startup,
+   * naming the setting, instead of letting it keep offsets in a topic that deletes them.
+   */
+  @Test
+  void a_worker_refuses_an_offsets_topic_that_is_not_compacted() {
+    String run = Clients.topicName("connect-delete");
+    Clients.get(
+        CLUSTER.admin()
+            .createTopics(List.of(new NewTopic(run + "-offsets", 1, (short) 3).configs(Map.of("cleanup.policy", "delete"))))
+            .all());
+    worker = new ConnectWorker(CLUSTER.bootstrap(), run, dir);
+    worker.launch();
+    // The worker gives up at once ("Failed to start Connect"); its JVM then takes tens of seconds
+    // in its shutdown hook, which the scenario does not wait for.
+    worker.awaitOutput("Failed to start Connect", WORKER_TIMEOUT);
+    String output = String.join("\n", worker.output());
+    assertTrue(
+        output.contains("'cleanup.policy=compact'") && output.contains("'" + run + "-offsets'"),
+        "the worker's reason names the topic and cleanup.policy=compact:\n" + worker.outputTail(40));
   }
 
   /**
@@ -548,6 +572,36 @@ class ConnectTest {
 
     /** Starts the JVM and waits until the REST API answers and the worker has joined its group. */
     void start() {
+      launch();
+      try {
+        Deadline.awaitWithin(
+            WORKER_TIMEOUT,
+            "the Connect worker's REST API to list connectors",
+            () -> {
+              failIfExited();
+              return get("/connectors").statusCode() == 200;
+            });
+      } catch (IllegalStateException e) {
+        throw new AssertionError(e.getMessage() + "\n" + outputTail(60), e);
+      }
+    }
+
+    /** Waits for a line of the worker's output that contains {@code text}. */
+    void awaitOutput(String text, Duration budget) {
+      try {
+        Deadline.awaitWithin(
+            budget, "the Connect worker to print " + text, () -> process.lines().stream().anyMatch(l -> l.contains(text)));
+      } catch (IllegalStateException e) {
+        throw new AssertionError(e.getMessage() + "\n" + outputTail(60), e);
+      }
+    }
+
+    List<String> output() {
+      return process == null ? List.of() : process.lines();
+    }
+
+    /** Starts the JVM. */
+    void launch() {
       process =
           ChildProcess.startWithTestClasspath(
               List.of(
@@ -562,17 +616,6 @@ class ConnectTest {
               "org.apache.kafka.connect.cli.ConnectDistributed",
               properties.toString());
       started.add(process);
-      try {
-        Deadline.awaitWithin(
-            WORKER_TIMEOUT,
-            "the Connect worker's REST API to list connectors",
-            () -> {
-              failIfExited();
-              return get("/connectors").statusCode() == 200;
-            });
-      } catch (IllegalStateException e) {
-        throw new AssertionError(e.getMessage() + "\n" + outputTail(60), e);
-      }
     }
 
     void failIfExited() {
