@@ -204,9 +204,9 @@ class ConnectTest {
             .all());
     worker = new ConnectWorker(CLUSTER.bootstrap(), run, dir);
     worker.launch();
-    // The worker gives up at once ("Failed to start Connect"); its JVM then takes tens of seconds
-    // in its shutdown hook, which the scenario does not wait for.
-    worker.awaitOutput("Failed to start Connect", WORKER_TIMEOUT);
+    // The worker's herder gives up at once with a ConfigException; its JVM then takes tens of
+    // seconds in its shutdown hook, which the scenario does not wait for.
+    worker.awaitOutput("is required to have 'cleanup.policy=compact'", WORKER_TIMEOUT);
     String output = String.join("\n", worker.output());
     assertTrue(
         output.contains("'cleanup.policy=compact'") && output.contains("'" + run + "-offsets'"),
