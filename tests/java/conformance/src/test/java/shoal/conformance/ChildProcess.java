@@ -52,10 +52,36 @@ final class ChildProcess implements AutoCloseable {
     }
   }
 
+  /** This module's test classpath (test classes, Kafka Connect, MirrorMaker 2), as Maven resolved it. */
+  private static String testClasspath() {
+    Path file = Paths.get("target", "test.classpath");
+    try {
+      return Paths.get("target", "test-classes").toAbsolutePath() + java.io.File.pathSeparator
+          + classpath() + java.io.File.pathSeparator
+          + Files.readString(file, StandardCharsets.UTF_8).trim();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read " + file.toAbsolutePath() + " (run mvn test-compile first)", e);
+    }
+  }
+
   static ChildProcess start(String mainClass, String... args) {
+    return launch(List.of("-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", classpath(), mainClass), args);
+  }
+
+  /**
+   * A main class from the test classpath (e.g. Kafka Connect's {@code ConnectDistributed}), with
+   * extra JVM options such as a larger heap or logging levels.
+   */
+  static ChildProcess startWithTestClasspath(List<String> jvmOptions, String mainClass, String... args) {
+    List<String> head = new ArrayList<>(jvmOptions);
+    head.addAll(List.of("-cp", testClasspath(), mainClass));
+    return launch(head, args);
+  }
+
+  private static ChildProcess launch(List<String> head, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(List.of("-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", classpath(), mainClass));
+    cmd.addAll(head);
     cmd.addAll(List.of(args));
     try {
       return new ChildProcess(new ProcessBuilder(cmd).redirectErrorStream(true).start());
