@@ -28,6 +28,10 @@ use crate::state_machine::ReplicaStateMachine;
 use crate::transport::Transport;
 use crate::types::{AppendNotifier, ApplyOutcome, C, GroupId, NodeId, Raft, RaftLogId, Records};
 
+/// How long a leadership transfer waits for the target to take over before it announces the
+/// transfer again.
+const TRANSFER_RECHECK: Duration = Duration::from_millis(500);
+
 /// A replica's role in its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -480,18 +484,60 @@ impl Group {
         if !self.replicas().voters.contains(&to) {
             return Err(ControlError::Rejected(format!("node {to} is not a voter")));
         }
-        self.raft
-            .trigger()
-            .transfer_leader(to)
-            .await
-            .map_err(|e| ControlError::Fatal(e.to_string()))?;
-        let mut rx = self.watch_leadership();
-        match tokio::time::timeout(timeout, rx.wait_for(|l| l.leader == Some(to))).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ControlError::Closed),
-            Err(_) => Err(ControlError::Timeout(format!(
-                "node {to} did not take over within {timeout:?}"
-            ))),
+        let deadline = tokio::time::Instant::now() + timeout;
+        // openraft's target ignores a transfer when its log is behind the leader's last entry
+        // at that moment, and the leader, which refuses proposals from the moment it starts a
+        // transfer, would refuse them until its next election. So: wait for the target to
+        // catch up first, and while it has not taken over, announce the transfer again (by
+        // then it holds the leader's log, which stops growing during a transfer).
+        let mut leadership = self.watch_leadership();
+        let taken_over = |l: &Leadership| l.leader == Some(to);
+        let _ = tokio::time::timeout_at(deadline, self.target_caught_up(to)).await;
+        loop {
+            self.raft
+                .trigger()
+                .transfer_leader(to)
+                .await
+                .map_err(|e| ControlError::Fatal(e.to_string()))?;
+            let recheck = tokio::time::Instant::now() + TRANSFER_RECHECK;
+            match tokio::time::timeout_at(recheck.min(deadline), leadership.wait_for(taken_over))
+                .await
+            {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => return Err(ControlError::Closed),
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(_) => break,
+            }
+        }
+        if self.leadership().role == Role::Leader {
+            // Still leading but refusing proposals for a transfer that did not happen: an
+            // election restores a leader that takes writes (this node or another).
+            if let Err(e) = self.raft.trigger().elect(false).await {
+                tracing::warn!(group = %self.id, "could not end a failed leadership transfer: {e}");
+            }
+        }
+        Err(ControlError::Timeout(format!(
+            "node {to} did not take over within {timeout:?}"
+        )))
+    }
+
+    /// Waits until `node` holds this leader's last entry (returns at once when not leading).
+    async fn target_caught_up(&self, node: NodeId) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_watched();
+                let Some(replication) = m.replication.as_ref() else {
+                    return;
+                };
+                let matched = replication.get(&node).cloned().flatten().map(|id| id.index);
+                if matched >= m.last_log_index {
+                    return;
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
         }
     }
 

@@ -205,3 +205,56 @@ async fn any_node_can_ask_the_leader_to_move_its_leadership() -> Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+/// A leadership transfer to a follower that is far behind (openraft's target ignores a
+/// transfer while its log lags the leader's last entry, and the leader refuses writes from the
+/// moment it starts one) completes once the follower has caught up, and the partition takes
+/// writes under the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_to_a_lagging_follower_happens_once_it_caught_up() -> Result<()> {
+    let mut c = cluster().await?;
+    let p = partition(3);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    let leader = c.wait_leader(&p, T).await?;
+    let to = c.up_nodes().into_iter().find(|n| *n != leader).unwrap_or(2);
+    assert!(c.manager(leader)?.faults().cut(p, to));
+    for i in 0..30u8 {
+        c.append_committed(&p, batch(4, 200, i), T).await?;
+    }
+    assert!(c.manager(leader)?.faults().heal(p, to));
+    // At once: the target is still many entries behind.
+    c.replica(leader, &p)?
+        .transfer_leadership(to, Duration::from_secs(10))
+        .await?;
+    assert_eq!(c.wait_leader(&p, T).await?, to);
+    c.append_committed(&p, batch(1, 20, 99), T).await?;
+    c.shutdown().await;
+    Ok(())
+}
+
+/// A leadership transfer that cannot happen (the target hears nothing of the partition) fails
+/// at its timeout, and the partition takes writes again afterwards: openraft's leader refuses
+/// proposals from the moment it starts a transfer, until the next election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_transfer_leaves_a_leader_that_takes_writes() -> Result<()> {
+    let mut c = cluster().await?;
+    let p = partition(4);
+    c.create_partition(p, &[1, 2, 3]).await?;
+    let leader = c.wait_leader(&p, T).await?;
+    c.append_committed(&p, batch(1, 20, 1), T).await?;
+    let to = c.up_nodes().into_iter().find(|n| *n != leader).unwrap_or(2);
+    assert!(c.manager(leader)?.faults().cut(p, to));
+    let failed = c
+        .replica(leader, &p)?
+        .transfer_leadership(to, Duration::from_secs(2))
+        .await;
+    assert!(
+        matches!(failed, Err(ControlError::Timeout(_))),
+        "{failed:?}"
+    );
+    // Whoever leads now (not the cut node: it cannot win a vote) takes writes.
+    c.append_committed(&p, batch(1, 20, 2), T).await?;
+    assert_ne!(c.wait_leader(&p, T).await?, to);
+    c.shutdown().await;
+    Ok(())
+}
