@@ -194,6 +194,7 @@ class FollowerFetchingCutTest {
       TopicPartitionInfo healed =
           reader.pollUntilPartition(
               PHASE_TIMEOUT, "follower " + follower + " back in the ISR after the heal", p -> ids(p.isr()).contains(follower));
+      long backInIsrAt = System.nanoTime();
       assertEquals(leader, healed.leader().id(), "the leader keeps its leadership through the heal");
       double fromFollowerAtIsr = nodeIncomingBytes(consumer, follower);
       reader.servedBy.clear();
@@ -201,6 +202,7 @@ class FollowerFetchingCutTest {
           PHASE_TIMEOUT,
           "the consumer back on follower " + follower,
           () -> reader.servedBy.contains(follower) && nodeIncomingBytes(consumer, follower) > fromFollowerAtIsr);
+      long consumerBackAt = System.nanoTime();
 
       // 4. Every acknowledged record read once, in order, and nothing else.
       writer.stop();
@@ -208,11 +210,13 @@ class FollowerFetchingCutTest {
       reader.pollUntil(PHASE_TIMEOUT, "all " + acked.size() + " acknowledged records", () -> reader.got.size() >= acked.size());
       assertEquals(acked, reader.got, "every acknowledged record exactly once, in order, nothing unacknowledged");
       System.out.printf(
-          "FollowerFetchingCutTest: %d records; follower %d out of the ISR %d ms after the cut, back %d ms after the heal%n",
+          "FollowerFetchingCutTest: %d records; follower %d out of the ISR %d ms after the cut; after the heal, back in"
+              + " the ISR in %d ms and serving the consumer in %d ms%n",
           acked.size(),
           follower,
           (outOfIsrAt - cutAt) / 1_000_000,
-          (System.nanoTime() - healAt) / 1_000_000);
+          (backInIsrAt - healAt) / 1_000_000,
+          (consumerBackAt - healAt) / 1_000_000);
     }
   }
 
