@@ -231,6 +231,7 @@ def main():
     ap.add_argument("--per-partition", type=int, default=2000)
     ap.add_argument("--size", type=int, default=1000, help="record value bytes in the cross-rack run")
     ap.add_argument("--fetch-wait-ms", type=int, default=500, help="consumers' fetch.wait.max.ms (librdkafka default 500)")
+    ap.add_argument("--latency-only", action="store_true", help="skip the cross-rack runs")
     args = ap.parse_args()
     global FETCH_WAIT_MS
     FETCH_WAIT_MS = args.fetch_wait_ms
@@ -240,6 +241,8 @@ def main():
         try:
             if enabled:
                 report["latency"] = latency(cluster, args.rate, args.count)
+                if args.latency_only:
+                    break
             key = "cross_rack_follower_fetching_on" if enabled else "cross_rack_follower_fetching_off"
             report[key] = cross_rack(cluster, args.partitions, args.per_partition, args.size)
         finally:
