@@ -1,5 +1,6 @@
 //! CreateTopics (key 19): partitions and replication factor (or -1 for the defaults), manual
-//! replica assignments, configs, validate-only.
+//! replica assignments, configs, validate-only. In a cluster the answer waits until the new
+//! partitions' leaders have reported their epochs ([`TopicAdmin::wait_for_reported_leaders`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
