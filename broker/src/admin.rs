@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use shoal_protocol::error_code::ResponseError;
+use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -507,6 +509,9 @@ pub struct CreatedTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// The longest CreateTopics waits for the new partitions' leaders to report their epochs.
+pub const MAX_LEADER_REPORT_WAIT: Duration = Duration::from_secs(5);
+
 /// Carries out administrative changes.
 #[derive(Debug, Clone)]
 pub struct TopicAdmin {
@@ -624,6 +629,32 @@ impl TopicAdmin {
             }
         }
         results
+    }
+
+    /// In a cluster, waits (at most `timeout`, capped at [`MAX_LEADER_REPORT_WAIT`]) until the
+    /// leader of every partition of `topics` has reported its Raft term to the metadata.
+    ///
+    /// A new partition's metadata names its preferred replica with the placeholder epoch 0,
+    /// while that replica leads at term 1 (a Raft term is never 0) as soon as it is elected;
+    /// until its report is applied, a consumer fetching with the epoch the metadata gave it is
+    /// fenced (FENCED_LEADER_EPOCH, which librdkafka answers with a 500 ms fetch backoff).
+    /// CreateTopics waits here, as Kafka once waited for the new partitions' leaders
+    /// (`DelayedCreatePartitions`), so that the metadata its caller reads next is the one
+    /// consumers can fetch with. A topic whose leaders are still unreported at the deadline
+    /// is still created. Outside a cluster this returns at once: epochs are the partitions'
+    /// own.
+    pub async fn wait_for_reported_leaders(&self, topics: &[Uuid], timeout: Duration) {
+        if self.config.cluster.is_none() || topics.is_empty() {
+            return;
+        }
+        let mut images = self.metadata.subscribe();
+        let timeout = timeout.min(MAX_LEADER_REPORT_WAIT);
+        if !until_leaders_reported(&mut images, topics, timeout).await {
+            warn!(
+                ?topics,
+                "created topics whose leaders have not reported their epochs yet"
+            );
+        }
     }
 
     /// Deletes a topic.
@@ -755,6 +786,28 @@ pub fn new_topic_id() -> Uuid {
             return id;
         }
     }
+}
+
+/// Whether the leader of every partition of `topics` has reported its term to `image` (a
+/// Raft term is at least 1; 0 is a new partition's placeholder). Deleted topics count as
+/// reported.
+fn leaders_reported(image: &MetadataImage, topics: &[Uuid]) -> bool {
+    topics.iter().all(|id| {
+        image
+            .topic_by_id(id)
+            .is_none_or(|t| t.partitions.iter().all(|p| p.leader_epoch > 0))
+    })
+}
+
+/// Waits, woken by each new image, until [`leaders_reported`] or `timeout`; returns whether
+/// they reported.
+async fn until_leaders_reported(
+    images: &mut watch::Receiver<Arc<MetadataImage>>,
+    topics: &[Uuid],
+    timeout: Duration,
+) -> bool {
+    let reported = images.wait_for(|image| leaders_reported(image, topics));
+    matches!(tokio::time::timeout(timeout, reported).await, Ok(Ok(_)))
 }
 
 #[cfg(test)]
@@ -990,5 +1043,79 @@ mod tests {
             validate_broker_configs(&unknown).unwrap_err().error,
             ResponseError::InvalidRequest
         );
+    }
+
+    /// A topic of two partitions (brokers 1-3, RF 3) created in `image()` plus brokers 2, 3.
+    fn created() -> (Arc<MetadataImage>, Uuid) {
+        let id = Uuid::from_u128(7);
+        let mut img = image();
+        for node_id in 2..=3 {
+            img = img
+                .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
+                    node_id,
+                    rack: None,
+                    endpoints: vec![],
+                    fenced: false,
+                }))
+                .unwrap();
+        }
+        let img = img
+            .apply(&MetadataCommand::CreateTopic {
+                id,
+                name: "t".into(),
+                assignments: vec![vec![1, 2, 3], vec![2, 3, 1]],
+                configs: BTreeMap::new(),
+            })
+            .unwrap();
+        (Arc::new(img), id)
+    }
+
+    fn report(img: &MetadataImage, id: Uuid, partition: i32, leader: i32) -> Arc<MetadataImage> {
+        Arc::new(
+            img.apply(&MetadataCommand::SetPartitionLeader {
+                topic_id: id,
+                partition,
+                leader,
+                leader_epoch: 1,
+                isr: vec![1, 2, 3],
+            })
+            .unwrap(),
+        )
+    }
+
+    /// The wait for new partitions' leaders ends when the image that holds the last report
+    /// arrives, not on a timer: with the clock paused (it only moves when every task waits on
+    /// a timer), no time passes.
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_wait_ends_with_the_last_report_not_a_timer() {
+        let (img, id) = created();
+        assert!(!leaders_reported(&img, &[id]));
+        let (tx, mut rx) = watch::channel(Arc::clone(&img));
+        let start = tokio::time::Instant::now();
+        let waiter = tokio::spawn(async move {
+            until_leaders_reported(&mut rx, &[id], MAX_LEADER_REPORT_WAIT).await
+        });
+        tokio::task::yield_now().await;
+        let half = report(&img, id, 0, 1);
+        assert!(!leaders_reported(&half, &[id]));
+        tx.send(Arc::clone(&half)).unwrap();
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one partition is still unreported");
+        tx.send(report(&half, id, 1, 2)).unwrap();
+        assert!(waiter.await.unwrap());
+        assert_eq!(tokio::time::Instant::now(), start);
+        // A deleted topic does not hold the wait up.
+        assert!(leaders_reported(&img, &[Uuid::from_u128(8)]));
+    }
+
+    /// Leaders that never report end the wait at its timeout.
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_wait_gives_up_at_its_timeout() {
+        let (img, id) = created();
+        let (_tx, mut rx) = watch::channel(img);
+        let start = tokio::time::Instant::now();
+        let timeout = Duration::from_millis(700);
+        assert!(!until_leaders_reported(&mut rx, &[id], timeout).await);
+        assert_eq!(tokio::time::Instant::now() - start, timeout);
     }
 }

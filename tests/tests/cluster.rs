@@ -3,12 +3,16 @@
 //! partition in turn is killed (SIGKILL) and restarted, every acknowledged record read back
 //! exactly once and in order, and every replica byte-identical up to the high watermark.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
+use shoal_protocol::{RequestKind, ResponseKind};
 use shoal_tests::Client;
 use shoal_tests::cluster::Cluster;
 use shoal_tests::records::{decode, idempotent_batch};
@@ -17,6 +21,7 @@ const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 3;
 const DEADLINE: Duration = Duration::from_secs(60);
 const NOT_ENOUGH_REPLICAS: i16 = 19;
+const FENCED_LEADER_EPOCH: i16 = 74;
 
 fn props() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -428,6 +433,94 @@ async fn sigterm_hands_leadership_away_and_it_returns_to_the_preferred_replica()
     .map_err(|e| e.context(cluster.output()))?;
     for id in 1..=3 {
         cluster.stop(id)?;
+    }
+    Ok(())
+}
+
+/// A consumer Fetch v12 of partition 0 at offset 0 from `address`, carrying
+/// `current_leader_epoch` as a consumer does (the epoch its metadata gave it); returns the
+/// partition's error code.
+async fn fetch_with_epoch(
+    address: &str,
+    topic: &str,
+    current_leader_epoch: i32,
+) -> anyhow::Result<i16> {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(current_leader_epoch)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let mut client = Client::connect(address).await?;
+    match client
+        .send(ApiKey::Fetch, 12, RequestKind::Fetch(request))
+        .await?
+    {
+        ResponseKind::Fetch(r) => r
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map(|p| p.error_code)
+            .context("no partition in the fetch response"),
+        other => bail!("unexpected response {other:?}"),
+    }
+}
+
+/// Consumers that start right after CreateTopics fetch with the leader epoch the metadata gives
+/// them and are never fenced, by the leader or by the followers, from creation until the
+/// leader has reported its term: a new partition's Raft leader is at term 1 before the metadata
+/// learns that term, so the metadata must not give out an epoch no leader had (librdkafka
+/// answers FENCED_LEADER_EPOCH with a 500 ms fetch backoff, which once made every consumer of a
+/// new topic start about a second late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_a_new_partition_are_not_fenced_by_the_metadata_epoch() -> anyhow::Result<()> {
+    let cluster = Cluster::start(&["a", "b", "c"], &props())?;
+    let topic = "fresh";
+    let mut client = Client::connect(&cluster.node(1).address()).await?;
+    assert_eq!(client.create_topic(topic, 1, &[]).await?, 0);
+    // Replicas that served a fetch carrying the reported term.
+    let mut served = BTreeSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while served.len() < 3 {
+        if Instant::now() > deadline {
+            bail!(
+                "only nodes {served:?} served the new partition with its reported epoch within \
+                 {DEADLINE:?}\n{}",
+                cluster.output()
+            );
+        }
+        let metadata = client.metadata(Some(&[topic]), false).await?;
+        let partition = metadata.topics.first().and_then(|t| t.partitions.first());
+        if let Some(partition) = partition.filter(|p| p.error_code == 0 && p.leader_id.0 > 0) {
+            let epoch = partition.leader_epoch;
+            for replica in partition.replica_nodes.iter().map(|b| b.0) {
+                let address = cluster.node(replica).address();
+                match fetch_with_epoch(&address, topic, epoch).await? {
+                    0 if epoch > 0 => {
+                        served.insert(replica);
+                    }
+                    FENCED_LEADER_EPOCH => bail!(
+                        "node {replica} fenced a consumer using the metadata's leader epoch {epoch}"
+                    ),
+                    // Served before the leader reported, or not ready yet (no leader elected,
+                    // replica not open, follower not yet at the leader's term).
+                    _ => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
 }

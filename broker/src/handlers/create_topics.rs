@@ -1,7 +1,9 @@
 //! CreateTopics (key 19): partitions and replication factor (or -1 for the defaults), manual
-//! replica assignments, configs, validate-only.
+//! replica assignments, configs, validate-only. In a cluster the answer waits until the new
+//! partitions' leaders have reported their epochs ([`TopicAdmin::wait_for_reported_leaders`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use shoal_protocol::error_code::ResponseError;
 use shoal_protocol::kafka_protocol::messages::create_topics_response::{
@@ -13,7 +15,7 @@ use shoal_protocol::kafka_protocol::messages::{
 use shoal_protocol::registry::ApiSupport;
 
 use super::s;
-use crate::admin::{NewTopic, TopicAdmin};
+use crate::admin::{MAX_LEADER_REPORT_WAIT, NewTopic, TopicAdmin};
 use crate::config::describe::describe_topic;
 use crate::kafka_error::ApiError;
 
@@ -56,6 +58,19 @@ pub async fn handle(
         })
         .collect();
     let results = admin.create_topics(&specs, request.validate_only).await;
+    if !request.validate_only {
+        // KRaft answers once the topic is committed, and from then on its metadata holds the
+        // leader epochs the leaders use; Shoal's Raft leaders report theirs a moment later, so
+        // the answer waits for that (within the request's timeout, if it has one), also when
+        // the client asked not to wait (librdkafka's default): otherwise its consumers would
+        // start with an epoch the leaders fence.
+        let created: Vec<_> = results.iter().flatten().map(|c| c.id).collect();
+        let timeout = match u64::try_from(request.timeout_ms) {
+            Ok(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => MAX_LEADER_REPORT_WAIT,
+        };
+        admin.wait_for_reported_leaders(&created, timeout).await;
+    }
     let image = admin.metadata().image();
 
     let mut topics: Vec<CreatableTopicResult> = specs
