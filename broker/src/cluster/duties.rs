@@ -148,7 +148,7 @@ fn leader_report(
             now
         }
     };
-    let measured = partition.in_sync_replicas(node_id, now_ms)?;
+    let measured = partition.in_sync_replicas(node_id, now_ms, &state.isr)?;
     let mut isr: Vec<i32> = if since.elapsed() < Duration::from_millis(lag_ms.max(0) as u64) {
         // A new leader does not know its followers' progress yet: it keeps the ISR it
         // inherited (minus fenced brokers) and adds whoever has caught up, shrinking only once

@@ -31,6 +31,10 @@ use crate::partition::local::{storage_error, timestamp_lookup};
 /// waiters then fall back to the epoch check).
 const MAX_PENDING_COMMITS: usize = 65_536;
 
+/// How recently a follower outside the ISR must have answered, holding the leader's log end,
+/// to rejoin it (partition groups heartbeat every 500 ms).
+pub const REJOIN_ANSWER_MS: i64 = 1_000;
+
 /// A replicated partition as handlers see it.
 #[derive(Debug)]
 pub struct RaftPartition {
@@ -91,17 +95,31 @@ impl RaftPartition {
         }
     }
 
-    /// The in-sync replicas as the leader sees them (itself and the followers caught up within
-    /// `replica.lag.time.max.ms`), in no particular order; `None` unless this replica leads.
-    pub fn in_sync_replicas(&self, local_broker: i32, now_ms: i64) -> Option<Vec<i32>> {
+    /// The in-sync replicas as the leader sees them, in no particular order; `None` unless
+    /// this replica leads. Itself; the followers of `current_isr` caught up within
+    /// `replica.lag.time.max.ms`; and the others only once caught up now, that is, holding the
+    /// leader's log end and answering within [`REJOIN_ANSWER_MS`]. The last rule is Kafka's ISR
+    /// expansion, which needs a follower's fetch at the log end: a follower that was caught up
+    /// when it stopped, was dropped from the ISR (fenced), and is starting again must not count
+    /// as in sync before it answers this leader again.
+    pub fn in_sync_replicas(
+        &self,
+        local_broker: i32,
+        now_ms: i64,
+        current_isr: &[i32],
+    ) -> Option<Vec<i32>> {
         let progress = self.replica.follower_progress()?;
         let mut isr = vec![local_broker];
-        isr.extend(
-            progress
-                .iter()
-                .filter(|p| self.caught_up(p, now_ms))
-                .filter_map(|p| i32::try_from(p.node).ok()),
-        );
+        isr.extend(progress.iter().filter_map(|p| {
+            let id = i32::try_from(p.node).ok()?;
+            let in_sync = if current_isr.contains(&id) {
+                self.caught_up(p, now_ms)
+            } else {
+                p.last_caught_up_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) <= REJOIN_ANSWER_MS)
+            };
+            in_sync.then_some(id)
+        }));
         Some(isr)
     }
 

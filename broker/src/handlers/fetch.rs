@@ -163,8 +163,24 @@ impl Selection {
         let now_ms = self.clock.now_ms();
         let states = partition.replica_states(ff.node_id, now_ms)?;
         let leader = self.view(states.leader);
-        let followers: Vec<ReplicaView<'_>> =
-            states.followers.into_iter().map(|s| self.view(s)).collect();
+        // Kafka's selector takes the partition's ISR; in a cluster that is the metadata's,
+        // which a restarted follower rejoins only once it answers the leader again.
+        let tp = partition.topic_partition();
+        let metadata_isr = self
+            .image
+            .topic_by_id(&tp.topic_id)
+            .and_then(|t| t.partitions.get(usize::try_from(tp.partition).ok()?))
+            .map(|p| p.isr.clone());
+        let followers: Vec<ReplicaView<'_>> = states
+            .followers
+            .into_iter()
+            .map(|mut s| {
+                if let Some(isr) = &metadata_isr {
+                    s.in_sync &= isr.contains(&s.broker_id);
+                }
+                self.view(s)
+            })
+            .collect();
         replica_selector::preferred_read_replica(
             ff.selector,
             is_leader,
