@@ -97,7 +97,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts a broker on a free port with a fresh data directory.
+    /// Starts a broker on a free port ([`crate::ports`]) with a fresh data directory.
     pub fn start(options: BrokerOptions) -> anyhow::Result<Broker> {
         let data = tempfile::Builder::new()
             .prefix("shoal-test-")
@@ -110,7 +110,7 @@ impl Broker {
             port: 0,
             output: Arc::new(Mutex::new(Vec::new())),
         };
-        broker.launch(0)?;
+        broker.launch(crate::ports::free_port()?)?;
         Ok(broker)
     }
 

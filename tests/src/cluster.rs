@@ -8,7 +8,6 @@
 //! and removes the data, also when a test fails.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -145,11 +144,6 @@ pub struct Cluster {
     root: tempfile::TempDir,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 impl Cluster {
     /// Starts `racks.len()` nodes, node `i + 1` in rack `racks[i]`, with `extra` properties on
     /// every node, and waits until all are ready.
@@ -160,7 +154,7 @@ impl Cluster {
             .context("creating the cluster directory")?;
         let ports: Vec<(u16, u16)> = racks
             .iter()
-            .map(|_| Ok((free_port()?, free_port()?)))
+            .map(|_| Ok((crate::ports::free_port()?, crate::ports::free_port()?)))
             .collect::<anyhow::Result<_>>()?;
         let voters: Vec<String> = ports
             .iter()
