@@ -357,25 +357,42 @@ impl Client {
         max_wait_ms: i32,
         min_bytes: i32,
     ) -> anyhow::Result<PartitionData> {
+        let spec = PartitionFetch {
+            max_wait_ms,
+            min_bytes,
+            ..PartitionFetch::new(topic, partition, offset)
+        };
+        self.fetch_partition(12, &spec).await
+    }
+
+    /// A consumer's Fetch (by name, `version` 4 to 12) of one partition; fails on a top-level
+    /// error, returns the partition's answer.
+    pub async fn fetch_partition(
+        &mut self,
+        version: i16,
+        spec: &PartitionFetch<'_>,
+    ) -> anyhow::Result<PartitionData> {
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(max_wait_ms)
-            .with_min_bytes(min_bytes)
+            .with_max_wait_ms(spec.max_wait_ms)
+            .with_min_bytes(spec.min_bytes)
             .with_max_bytes(50 << 20)
             .with_session_id(0)
             .with_session_epoch(-1)
+            .with_rack_id(StrBytes::from_string(spec.rack.to_string()))
             .with_topics(vec![
                 FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_topic(TopicName(StrBytes::from_string(spec.topic.to_string())))
                     .with_partitions(vec![
                         FetchPartition::default()
-                            .with_partition(partition)
-                            .with_fetch_offset(offset)
+                            .with_partition(spec.partition)
+                            .with_current_leader_epoch(spec.current_leader_epoch)
+                            .with_fetch_offset(spec.offset)
                             .with_partition_max_bytes(10 << 20),
                     ]),
             ]);
         match self
-            .send(ApiKey::Fetch, 12, RequestKind::Fetch(request))
+            .send(ApiKey::Fetch, version, RequestKind::Fetch(request))
             .await?
         {
             ResponseKind::Fetch(r) => {
@@ -432,4 +449,34 @@ fn is_closed(e: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionReset
             | std::io::ErrorKind::BrokenPipe
     )
+}
+
+/// What a consumer's fetch of one partition asks for ([`Client::fetch_partition`]).
+#[derive(Debug, Clone)]
+pub struct PartitionFetch<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// 0: answer at once.
+    pub max_wait_ms: i32,
+    pub min_bytes: i32,
+    /// `rack_id` (Fetch v11+); empty: none.
+    pub rack: &'a str,
+    /// The leader epoch the consumer's metadata gave it; -1: none.
+    pub current_leader_epoch: i32,
+}
+
+impl<'a> PartitionFetch<'a> {
+    /// A fetch at `offset` that answers at once, with no rack and no epoch.
+    pub fn new(topic: &'a str, partition: i32, offset: i64) -> Self {
+        PartitionFetch {
+            topic,
+            partition,
+            offset,
+            max_wait_ms: 0,
+            min_bytes: 1,
+            rack: "",
+            current_leader_epoch: -1,
+        }
+    }
 }

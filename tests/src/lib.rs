@@ -9,6 +9,7 @@
 //!   request at a time or raw bytes for malformed-input tests.
 //! - [`cluster::Cluster`] runs several `shoal` processes as one cluster (properties files,
 //!   controller and client listeners on free ports), with SIGKILL, SIGTERM and restarts.
+//! - [`http`] talks to the broker's `metrics.listener` (metrics, test fault endpoints).
 //! - [`ports`] hands out listener ports below the kernel's ephemeral range, so that a node
 //!   restarted on its port does not find it taken by some client's outgoing connection.
 //! - [`records`] builds record batches with kafka-protocol's encoder (an implementation
@@ -17,6 +18,7 @@
 pub mod broker;
 pub mod client;
 pub mod cluster;
+pub mod http;
 pub mod ports;
 pub mod records;
 

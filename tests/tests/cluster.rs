@@ -8,12 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use shoal_protocol::{RequestKind, ResponseKind};
 use shoal_tests::Client;
+use shoal_tests::client::PartitionFetch;
 use shoal_tests::cluster::Cluster;
 use shoal_tests::records::{decode, idempotent_batch};
 
@@ -445,37 +442,12 @@ async fn fetch_with_epoch(
     topic: &str,
     current_leader_epoch: i32,
 ) -> anyhow::Result<i16> {
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_current_leader_epoch(current_leader_epoch)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ]);
+    let spec = PartitionFetch {
+        current_leader_epoch,
+        ..PartitionFetch::new(topic, 0, 0)
+    };
     let mut client = Client::connect(address).await?;
-    match client
-        .send(ApiKey::Fetch, 12, RequestKind::Fetch(request))
-        .await?
-    {
-        ResponseKind::Fetch(r) => r
-            .responses
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map(|p| p.error_code)
-            .context("no partition in the fetch response"),
-        other => bail!("unexpected response {other:?}"),
-    }
+    Ok(client.fetch_partition(12, &spec).await?.error_code)
 }
 
 /// Consumers that start right after CreateTopics fetch with the leader epoch the metadata gives

@@ -7,18 +7,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use shoal_protocol::{RequestKind, ResponseKind};
 use shoal_tests::broker::run_to_exit;
+use shoal_tests::client::PartitionFetch;
 use shoal_tests::records::{TestRecord, batch};
 use shoal_tests::{Broker, BrokerOptions, Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -29,69 +26,23 @@ fn now_ms() -> i64 {
 
 /// Fetch v11 (the first with `rack_id`) from partition 0 of `topic`.
 async fn fetch_v11(client: &mut Client, topic: &str, rack: &str) -> anyhow::Result<PartitionData> {
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_session_epoch(-1)
-        .with_rack_id(StrBytes::from_string(rack.to_string()))
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(10 << 20),
-                ]),
-        ]);
-    match client
-        .send(ApiKey::Fetch, 11, RequestKind::Fetch(request))
-        .await?
-    {
-        ResponseKind::Fetch(r) => r
-            .responses
-            .into_iter()
-            .next()
-            .and_then(|t| t.partitions.into_iter().next())
-            .context("no partition in the fetch response"),
-        other => bail!("unexpected response {other:?}"),
-    }
+    let spec = PartitionFetch {
+        rack,
+        ..PartitionFetch::new(topic, 0, 0)
+    };
+    client.fetch_partition(11, &spec).await
 }
 
-/// The address the broker printed for its metrics endpoint.
-fn metrics_address(broker: &Broker) -> String {
-    let output = broker.output();
-    let line = output
-        .lines()
-        .find_map(|l| l.strip_prefix("shoal metrics: http://"))
-        .unwrap_or_else(|| panic!("no metrics line in:\n{output}"));
-    line.trim().to_string()
+/// host:port of the broker's metrics listener.
+fn metrics_authority(broker: &Broker) -> String {
+    shoal_tests::http::metrics_authority(&broker.output())
+        .unwrap_or_else(|e| panic!("{e}:\n{}", broker.output()))
 }
 
-/// GET `path` from `authority` (host:port): status line and body.
+/// GET `path` from `authority`: status line and body.
 async fn http_get(authority: &str, path: &str) -> anyhow::Result<(String, String)> {
-    let mut stream = TcpStream::connect(authority).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(
-        shoal_tests::client::RESPONSE_DEADLINE,
-        stream.read_to_end(&mut response),
-    )
-    .await
-    .context("no HTTP response in time")??;
-    let text = String::from_utf8(response)?;
-    let (head, body) = text.split_once("\r\n\r\n").context("no end of head")?;
-    Ok((
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    ))
+    let r = shoal_tests::http::request(authority, "GET", path).await?;
+    Ok((r.status_line, r.body))
 }
 
 fn value_of(metrics: &str, series: &str) -> Option<u64> {
@@ -111,9 +62,7 @@ async fn the_metrics_endpoint_counts_bytes_and_records_served_per_client_rack() 
             .with("metrics.listener", "http://127.0.0.1:0/metrics"),
     )
     .unwrap();
-    let metrics = metrics_address(&broker);
-    let (authority, path) = metrics.split_at(metrics.find('/').unwrap());
-    assert_eq!(path, "/metrics");
+    let authority = &metrics_authority(&broker);
 
     let mut client = Client::connect(&broker.address()).await.unwrap();
     assert_eq!(client.create_topic("clicks", 1, &[]).await.unwrap(), 0);
@@ -411,8 +360,7 @@ async fn broker_rack_auto_reads_each_clouds_metadata_service() {
             "{}",
             broker.output()
         );
-        let metrics = metrics_address(&broker);
-        let (authority, _) = metrics.split_at(metrics.find('/').unwrap());
+        let authority = &metrics_authority(&broker);
         let (_, text) = http_get(authority, "/metrics").await.unwrap();
         assert!(
             text.contains(&format!("rack=\"{rack}\",rack_source=\"{source}\"")),

@@ -24,17 +24,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use shoal_protocol::{RequestKind, ResponseKind};
+use shoal_tests::client::PartitionFetch;
 use shoal_tests::cluster::{Cluster, Node};
+use shoal_tests::http::metrics_authority;
 use shoal_tests::records::{TestRecord, batch, decode};
 use shoal_tests::{Broker, BrokerOptions, Client};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const RACKS: [&str; 3] = ["r1", "r2", "r3"];
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -67,15 +64,6 @@ fn rack(node: i32) -> &'static str {
     RACKS[(node - 1) as usize]
 }
 
-/// host:port of the metrics listener a broker printed in `output`.
-fn metrics_authority(output: &str) -> anyhow::Result<String> {
-    let url = output
-        .lines()
-        .find_map(|l| l.strip_prefix("shoal metrics: http://"))
-        .context("no metrics line printed")?;
-    Ok(url.split('/').next().unwrap_or_default().to_string())
-}
-
 /// `POST path` to a node's metrics listener: status code and body.
 async fn post(node: &Node, path: &str) -> anyhow::Result<(u16, String)> {
     post_at(&metrics_authority(&node.output())?, path).await
@@ -83,30 +71,8 @@ async fn post(node: &Node, path: &str) -> anyhow::Result<(u16, String)> {
 
 /// `POST path` to `authority` (host:port): status code and body.
 async fn post_at(authority: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(authority).await?;
-    stream
-        .write_all(
-            format!(
-                "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(
-        shoal_tests::client::RESPONSE_DEADLINE,
-        stream.read_to_end(&mut response),
-    )
-    .await
-    .context("no HTTP response in time")??;
-    let text = String::from_utf8(response)?;
-    let (head, body) = text.split_once("\r\n\r\n").context("no end of head")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    Ok((status, body.to_string()))
+    let r = shoal_tests::http::request(authority, "POST", path).await?;
+    Ok((r.status, r.body))
 }
 
 async fn fault(node: &Node, action: &str, topic: &str, follower: i32) -> anyhow::Result<String> {
@@ -167,37 +133,12 @@ async fn fetch(
     max_wait_ms: i32,
 ) -> anyhow::Result<PartitionData> {
     let mut client = Client::connect(&node.address()).await?;
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_session_epoch(-1)
-        .with_rack_id(StrBytes::from_string(rack.to_string()))
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(10 << 20),
-                ]),
-        ]);
-    match client
-        .send(ApiKey::Fetch, 12, RequestKind::Fetch(request))
-        .await?
-    {
-        ResponseKind::Fetch(r) => {
-            ensure!(r.error_code == 0, "fetch error {}", r.error_code);
-            r.responses
-                .into_iter()
-                .next()
-                .and_then(|t| t.partitions.into_iter().next())
-                .context("no partition in the fetch response")
-        }
-        other => bail!("unexpected response {other:?}"),
-    }
+    let spec = PartitionFetch {
+        rack,
+        max_wait_ms,
+        ..PartitionFetch::new(topic, 0, offset)
+    };
+    client.fetch_partition(12, &spec).await
 }
 
 /// Produces `values` as one batch to partition 0 with acks=all on `leader`; returns the base
