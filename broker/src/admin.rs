@@ -1048,18 +1048,8 @@ mod tests {
     /// A topic of two partitions (brokers 1-3, RF 3) created in `image()` plus brokers 2, 3.
     fn created() -> (Arc<MetadataImage>, Uuid) {
         let id = Uuid::from_u128(7);
-        let mut img = image();
-        for node_id in 2..=3 {
-            img = img
-                .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
-                    node_id,
-                    rack: None,
-                    endpoints: vec![],
-                    fenced: false,
-                }))
-                .unwrap();
-        }
-        let img = img
+        let img = image()
+            .with_test_brokers(2..=3)
             .apply(&MetadataCommand::CreateTopic {
                 id,
                 name: "t".into(),

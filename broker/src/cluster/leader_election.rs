@@ -169,21 +169,11 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::metadata::{BrokerRegistration, MetadataCommand};
+    use crate::metadata::MetadataCommand;
 
     fn image(leader: i32, isr: Vec<i32>, fenced: &[i32]) -> MetadataImage {
-        let mut image = MetadataImage::empty("c");
-        for node_id in 1..=3 {
-            image = image
-                .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
-                    node_id,
-                    rack: None,
-                    endpoints: vec![],
-                    fenced: false,
-                }))
-                .unwrap();
-        }
-        image = image
+        let mut image = MetadataImage::empty("c")
+            .with_test_brokers(1..=3)
             .apply(&MetadataCommand::CreateTopic {
                 id: Uuid::from_u128(5),
                 name: "t".into(),

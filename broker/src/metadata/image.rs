@@ -265,6 +265,21 @@ impl MetadataImage {
         }
     }
 
+    /// Test support: this image with brokers `ids` registered (no rack, no endpoints, live).
+    #[cfg(test)]
+    pub(crate) fn with_test_brokers(self, ids: impl IntoIterator<Item = i32>) -> Self {
+        ids.into_iter().fold(self, |image, node_id| {
+            image
+                .apply(&MetadataCommand::RegisterBroker(BrokerRegistration {
+                    node_id,
+                    rack: None,
+                    endpoints: vec![],
+                    fenced: false,
+                }))
+                .expect("registering a test broker")
+        })
+    }
+
     /// The cluster id.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
