@@ -431,3 +431,206 @@ async fn sigterm_hands_leadership_away_and_it_returns_to_the_preferred_replica()
     }
     Ok(())
 }
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const PRODUCERS_PER_PARTITION: usize = 3;
+
+/// Per partition: (leader, leader epoch) from `address`'s metadata.
+async fn leaders_of(address: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, (i32, i32)>> {
+    let mut client = Client::connect(address).await?;
+    let metadata = client.metadata(Some(&[topic]), false).await?;
+    let topic = metadata.topics.first().context("no topic")?;
+    if topic.error_code != 0 {
+        bail!("metadata error {}", topic.error_code);
+    }
+    Ok(topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch)))
+        .collect())
+}
+
+/// What one partition's producer saw: acknowledged batches and error codes by count.
+#[derive(Debug, Default)]
+struct ProduceTally {
+    acked: u64,
+    errors: BTreeMap<i16, u64>,
+}
+
+/// Produces idempotent acks=all batches to `partition` on `leader` until `stop`, retrying a
+/// refused batch after 100 ms (the Java producer's `retry.backoff.ms`), as a client that keeps
+/// its metadata (the leader does not change) does.
+async fn produce_until(
+    address: String,
+    topic: &'static str,
+    partition: i32,
+    producer: (i64, i16),
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(i32, ProduceTally)> {
+    let mut tally = ProduceTally::default();
+    let mut sequence = 0;
+    let mut client = Client::connect(&address).await?;
+    while !*stop.borrow() {
+        let values: Vec<String> = (0..3).map(|i| format!("p{partition}-{}", sequence + i)).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let batch = idempotent_batch(producer.0, producer.1, sequence, &refs, Compression::None);
+        let r = tokio::time::timeout(
+            Duration::from_secs(15),
+            client.produce(topic, partition, batch, -1, 12),
+        )
+        .await
+        .context("produce timed out")??
+        .context("no produce response")?;
+        if r.error_code == 0 {
+            tally.acked += 1;
+            sequence += 3;
+        } else {
+            *tally.errors.entry(r.error_code).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok((partition, tally))
+}
+
+/// A follower's crash and restart must not disturb the partitions it does not lead: their
+/// leaders keep accepting acks=all produce while the restarted broker rejoins (Kafka answers
+/// at most a stray `NOT_LEADER_OR_FOLLOWER` there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarting_follower_does_not_interrupt_unchanged_leaders() -> anyhow::Result<()> {
+    const TOPIC30: &str = "rolling";
+    const PARTITIONS30: i32 = 30;
+    let mut cluster = Cluster::start(&["a", "b", "c"], &props())?;
+    let mut client = Client::connect(&cluster.node(2).address()).await?;
+    assert_eq!(client.create_topic(TOPIC30, PARTITIONS30, &[]).await?, 0);
+    wait_layout_of(&cluster, TOPIC30, "initial layout", |l| {
+        l.len() == PARTITIONS30 as usize && l.values().all(|p| p.0 > 0 && p.1.len() == 3)
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    // Several producers per partition keep several requests in flight on each, as one Java
+    // producer does (max.in.flight.requests.per.connection=5).
+    let mut producer_ids = Vec::new();
+    for _ in 0..PRODUCERS_PER_PARTITION {
+        let (error, pid, epoch) = client.init_producer_id().await?;
+        assert_eq!(error, 0);
+        producer_ids.push((pid, epoch));
+    }
+    drop(client);
+    // Every partition has taken a write before the crash, as under a steady producer.
+    let initial = layout_of(&cluster.node(2).address(), TOPIC30).await?;
+    for (partition, (leader, ..)) in initial {
+        let batch = shoal_tests::records::batch(
+            &[shoal_tests::records::TestRecord::new("k", "warm-up", 0)],
+            Compression::None,
+        );
+        let mut client = Client::connect(&cluster.node(leader).address()).await?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let r = client
+                .produce(TOPIC30, partition, batch.clone(), -1, 12)
+                .await?
+                .context("produce response")?;
+            if r.error_code == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("warm-up write to partition {partition}: error {}", r.error_code);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    cluster.kill(1)?;
+    let moved = wait_layout_of(&cluster, TOPIC30, "leaders moved off node 1", |l| {
+        l.values()
+            .all(|(leader, isr, _, offline)| *leader > 1 && !isr.contains(&1) && offline.contains(&1))
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    let before = leaders_of(&cluster.node(2).address(), TOPIC30).await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut producers = tokio::task::JoinSet::new();
+    for (&partition, &(leader, ..)) in &moved {
+        for producer in &producer_ids {
+            producers.spawn(produce_until(
+                cluster.node(leader).address(),
+                TOPIC30,
+                partition,
+                *producer,
+                stop_rx.clone(),
+            ));
+        }
+    }
+    // Leaders seen while the producers run, to tell unchanged partitions from moved ones.
+    let watch_address = cluster.node(2).address();
+    let mut watch_stop = stop_rx.clone();
+    let watcher = tokio::spawn(async move {
+        let mut seen: BTreeMap<i32, std::collections::BTreeSet<(i32, i32)>> = BTreeMap::new();
+        while !*watch_stop.borrow() {
+            if let Ok(now) = leaders_of(&watch_address, TOPIC30).await {
+                for (p, l) in now {
+                    seen.entry(p).or_default().insert(l);
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), watch_stop.changed()).await;
+        }
+        seen
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.restart(1)?;
+    wait_layout_of(&cluster, TOPIC30, "node 1 back in sync", |l| {
+        l.values().all(|(_, isr, _, offline)| isr.len() == 3 && offline.is_empty())
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    // Keep producing a while after the ISR is full again (openraft's lease is 5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop_tx.send(true)?;
+    let mut tallies = BTreeMap::new();
+    while let Some(r) = producers.join_next().await {
+        let (partition, tally) = r??;
+        let sum: &mut ProduceTally = tallies.entry(partition).or_default();
+        sum.acked += tally.acked;
+        for (code, n) in tally.errors {
+            *sum.errors.entry(code).or_default() += n;
+        }
+    }
+    let seen = watcher.await?;
+    let after = leaders_of(&cluster.node(2).address(), TOPIC30).await?;
+    // Partitions whose leader and epoch never changed while the producers ran.
+    let unchanged: Vec<i32> = (0..PARTITIONS30)
+        .filter(|p| {
+            before.get(p) == after.get(p)
+                && seen.get(p).is_some_and(|s| s.len() == 1 && s.contains(&before[p]))
+        })
+        .collect();
+    let refused: BTreeMap<i32, u64> = unchanged
+        .iter()
+        .filter_map(|p| {
+            let n = tallies[p].errors.get(&NOT_LEADER_OR_FOLLOWER).copied()?;
+            Some((*p, n))
+        })
+        .collect();
+    let total: u64 = refused.values().sum();
+    eprintln!(
+        "leaders before {before:?}\nafter {after:?}\nunchanged {unchanged:?}\n\
+         NOT_LEADER_OR_FOLLOWER per unchanged partition {refused:?} (total {total})\n\
+         tallies {tallies:?}"
+    );
+    assert!(
+        unchanged.len() >= PARTITIONS30 as usize / 2,
+        "most leaders stay put (no rebalance): {unchanged:?}"
+    );
+    for (p, t) in &tallies {
+        assert!(t.acked > 0, "partition {p} took writes: {t:?}");
+    }
+    assert_eq!(
+        total, 0,
+        "leaders that never changed refused writes: {refused:?}"
+    );
+    for id in 1..=3 {
+        cluster.stop(id)?;
+    }
+    Ok(())
+}
