@@ -1,9 +1,12 @@
 //! Three `shoal` processes on loopback as one cluster, started from properties files: metadata
 //! on every broker, RF=3 partitions, acks=all idempotent produce while the leader of each
 //! partition in turn is killed (SIGKILL) and restarted, every acknowledged record read back
-//! exactly once and in order, and every replica byte-identical up to the high watermark.
+//! exactly once and in order, and every replica byte-identical up to the high watermark; and a
+//! restarting broker that leaves the other leaders' partitions writable.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -493,6 +496,323 @@ async fn consumers_of_a_new_partition_are_not_fenced_by_the_metadata_epoch() -> 
             }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const PRODUCERS: usize = 6;
+const VALUE_BYTES: usize = 4 * 1024;
+
+/// Per partition: (leader, leader epoch) from `address`'s metadata.
+async fn leaders_of(address: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, (i32, i32)>> {
+    let mut client = Client::connect(address).await?;
+    let metadata = client.metadata(Some(&[topic]), false).await?;
+    let topic = metadata.topics.first().context("no topic")?;
+    if topic.error_code != 0 {
+        bail!("metadata error {}", topic.error_code);
+    }
+    Ok(topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch)))
+        .collect())
+}
+
+/// What one partition's producer saw: acknowledged batches and error codes by count.
+#[derive(Debug, Default)]
+struct ProduceTally {
+    acked: u64,
+    errors: BTreeMap<i16, u64>,
+}
+
+/// As a Java producer does: one Produce request to broker `leader` for every partition the
+/// metadata says it leads, one idempotent batch each, until `stop`; a refused partition's batch
+/// is retried in the next request, 100 ms later. Errors are counted per partition once
+/// `counting` is set.
+async fn produce_to_broker_until(
+    addresses: BTreeMap<i32, String>,
+    leader: i32,
+    topic: &'static str,
+    producer: (i64, i16),
+    counting: Arc<AtomicBool>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<BTreeMap<i32, ProduceTally>> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use shoal_protocol::{RequestKind, ResponseKind};
+
+    let mut tallies: BTreeMap<i32, ProduceTally> = BTreeMap::new();
+    let mut sequences: BTreeMap<i32, i32> = BTreeMap::new();
+    let mut client: Option<Client> = None;
+    let mut led: Vec<i32> = Vec::new();
+    let mut refreshed = Instant::now();
+    while !*stop.borrow() {
+        // Metadata refresh: on errors, and twice a second to pick up partitions that moved
+        // here.
+        if refreshed.elapsed() > Duration::from_millis(500) {
+            client = None;
+        }
+        if client.is_none() {
+            refreshed = Instant::now();
+            for address in addresses.values() {
+                if let Ok(l) = leaders_of(address, topic).await {
+                    led = l
+                        .iter()
+                        .filter(|(_, v)| v.0 == leader)
+                        .map(|(p, _)| *p)
+                        .collect();
+                    break;
+                }
+            }
+            client = Client::connect(&addresses[&leader]).await.ok();
+            if client.is_none() || led.is_empty() {
+                client = None;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        let Some(c) = client.as_mut() else { continue };
+        let data: Vec<PartitionProduceData> = led
+            .iter()
+            .map(|p| {
+                let seq = *sequences.entry(*p).or_default();
+                let values: Vec<String> = (0..3)
+                    .map(|i| format!("p{p}-{}-{}", seq + i, "x".repeat(VALUE_BYTES)))
+                    .collect();
+                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                PartitionProduceData::default()
+                    .with_index(*p)
+                    .with_records(Some(idempotent_batch(
+                        producer.0,
+                        producer.1,
+                        seq,
+                        &refs,
+                        Compression::None,
+                    )))
+            })
+            .collect();
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str(topic)))
+                    .with_partition_data(data),
+            ]);
+        let sent = tokio::time::timeout(
+            Duration::from_secs(35),
+            c.send(ApiKey::Produce, 12, RequestKind::Produce(request)),
+        )
+        .await;
+        let Ok(Ok(ResponseKind::Produce(response))) = sent else {
+            client = None;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let mut failed = false;
+        for r in response
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+        {
+            let tally = tallies.entry(r.index).or_default();
+            if r.error_code == 0 {
+                tally.acked += 1;
+                *sequences.entry(r.index).or_default() += 3;
+            } else {
+                failed = true;
+                if counting.load(Ordering::SeqCst) {
+                    *tally.errors.entry(r.error_code).or_default() += 1;
+                }
+            }
+        }
+        if failed {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(tallies)
+}
+
+/// A rolling restart's broker coming back must not disturb the partitions it does not lead:
+/// node 1 is killed under load, its leaderships move to nodes 2 and 3, and while it restarts
+/// and catches up, every partition whose leader and epoch stay the same keeps accepting
+/// acks=all produce. Bound: zero `NOT_LEADER_OR_FOLLOWER` on those partitions, since their
+/// leader keeps its quorum (itself and the other survivor) throughout and has no reason to
+/// refuse; Apache Kafka answers at most one there, from a client's stale metadata, which these
+/// producers do not have (they refresh it twice a second and after every error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarting_follower_does_not_interrupt_unchanged_leaders() -> anyhow::Result<()> {
+    const TOPIC30: &str = "rolling";
+    const PARTITIONS30: i32 = 30;
+    // Kafka's defaults for fencing and the ISR (a broker is fenced 9 s after its last
+    // heartbeat), as in a rolling restart.
+    let mut properties = props();
+    properties
+        .retain(|(k, _)| !matches!(*k, "broker.session.timeout.ms" | "replica.lag.time.max.ms"));
+    let mut cluster = Cluster::start(&["a", "b", "c"], &properties)?;
+    let mut client = Client::connect(&cluster.node(2).address()).await?;
+    // Refused with INVALID_REPLICATION_FACTOR until all three brokers have registered.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match client.create_topic(TOPIC30, PARTITIONS30, &[]).await? {
+            0 => break,
+            code if Instant::now() > deadline => bail!("create topic: error {code}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    wait_layout_of(&cluster, TOPIC30, "initial layout", |l| {
+        l.len() == PARTITIONS30 as usize && l.values().all(|p| p.0 > 0 && p.1.len() == 3)
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    // Three producers per surviving broker, each sending one request for all the partitions
+    // that broker leads: several requests in flight on every partition, as a Java producer
+    // keeps (max.in.flight.requests.per.connection=5).
+    let mut producer_ids = Vec::new();
+    for _ in 0..PRODUCERS {
+        let (error, pid, epoch) = client.init_producer_id().await?;
+        assert_eq!(error, 0);
+        producer_ids.push((pid, epoch));
+    }
+    drop(client);
+    // Every partition has taken a write before the crash, as under a steady producer.
+    let initial = layout_of(&cluster.node(2).address(), TOPIC30).await?;
+    for (partition, (leader, ..)) in initial {
+        let batch = shoal_tests::records::batch(
+            &[shoal_tests::records::TestRecord::new("k", "warm-up", 0)],
+            Compression::None,
+        );
+        let mut client = Client::connect(&cluster.node(leader).address()).await?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let r = client
+                .produce(TOPIC30, partition, batch.clone(), -1, 12)
+                .await?
+                .context("produce response")?;
+            if r.error_code == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "warm-up write to partition {partition}: error {}",
+                    r.error_code
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let counting = Arc::new(AtomicBool::new(false));
+    let survivors: BTreeMap<i32, String> =
+        (2..=3).map(|id| (id, cluster.node(id).address())).collect();
+    let mut producers = tokio::task::JoinSet::new();
+    for (i, producer) in producer_ids.iter().enumerate() {
+        let leader = 2 + (i % 2) as i32;
+        producers.spawn(produce_to_broker_until(
+            survivors.clone(),
+            leader,
+            TOPIC30,
+            *producer,
+            Arc::clone(&counting),
+            stop_rx.clone(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.kill(1)?;
+    wait_layout_of(&cluster, TOPIC30, "leaders moved off node 1", |l| {
+        l.values().all(|(leader, isr, _, offline)| {
+            *leader > 1 && !isr.contains(&1) && offline.contains(&1)
+        })
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    // Let the producers find the new leaders before the restart.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = leaders_of(&cluster.node(2).address(), TOPIC30).await?;
+    // Leaders seen while the producers run, to tell unchanged partitions from moved ones.
+    let watch_address = cluster.node(2).address();
+    let mut watch_stop = stop_rx.clone();
+    let watcher = tokio::spawn(async move {
+        let mut seen: BTreeMap<i32, std::collections::BTreeSet<(i32, i32)>> = BTreeMap::new();
+        while !*watch_stop.borrow() {
+            if let Ok(now) = leaders_of(&watch_address, TOPIC30).await {
+                for (p, l) in now {
+                    seen.entry(p).or_default().insert(l);
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), watch_stop.changed()).await;
+        }
+        seen
+    });
+    counting.store(true, Ordering::SeqCst);
+    cluster.restart(1)?;
+    wait_layout_of(&cluster, TOPIC30, "node 1 back in sync", |l| {
+        l.values()
+            .all(|(_, isr, _, offline)| isr.len() == 3 && offline.is_empty())
+    })
+    .await
+    .map_err(|e| e.context(cluster.output()))?;
+    // Keep producing a while after the ISR is full again (openraft's lease is 5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop_tx.send(true)?;
+    let mut tallies = BTreeMap::new();
+    while let Some(r) = producers.join_next().await {
+        for (partition, tally) in r?? {
+            let sum: &mut ProduceTally = tallies.entry(partition).or_default();
+            sum.acked += tally.acked;
+            for (code, n) in tally.errors {
+                *sum.errors.entry(code).or_default() += n;
+            }
+        }
+    }
+    let seen = watcher.await?;
+    let after = leaders_of(&cluster.node(2).address(), TOPIC30).await?;
+    // Partitions whose leader and epoch never changed while the producers ran.
+    let unchanged: Vec<i32> = (0..PARTITIONS30)
+        .filter(|p| {
+            before.get(p) == after.get(p)
+                && seen
+                    .get(p)
+                    .is_some_and(|s| s.len() == 1 && s.contains(&before[p]))
+        })
+        .collect();
+    let refused: BTreeMap<i32, u64> = unchanged
+        .iter()
+        .filter_map(|p| {
+            let n = tallies
+                .get(p)?
+                .errors
+                .get(&NOT_LEADER_OR_FOLLOWER)
+                .copied()?;
+            Some((*p, n))
+        })
+        .collect();
+    let total: u64 = refused.values().sum();
+    eprintln!(
+        "leaders before {before:?}\nafter {after:?}\nunchanged {unchanged:?}\n\
+         NOT_LEADER_OR_FOLLOWER per unchanged partition {refused:?} (total {total})\n\
+         tallies {tallies:?}"
+    );
+    assert!(
+        unchanged.len() >= PARTITIONS30 as usize / 2,
+        "most leaders stay put (no rebalance): {unchanged:?}"
+    );
+    for p in 0..PARTITIONS30 {
+        assert!(
+            tallies.get(&p).is_some_and(|t| t.acked > 0),
+            "partition {p} took writes: {:?}",
+            tallies.get(&p)
+        );
+    }
+    assert_eq!(
+        total, 0,
+        "leaders that never changed refused writes: {refused:?}"
+    );
+    for id in 1..=3 {
+        cluster.stop(id)?;
     }
     Ok(())
 }
