@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::records::Compression;
 use shoal_tests::Client;
 use shoal_tests::client::PartitionFetch;
@@ -43,13 +44,19 @@ async fn layout(address: &str) -> anyhow::Result<Layout> {
     layout_of(address, TOPIC).await
 }
 
-async fn layout_of(address: &str, topic: &str) -> anyhow::Result<Layout> {
+/// `topic` in `address`'s metadata; fails on a topic error.
+async fn topic_metadata(address: &str, topic: &str) -> anyhow::Result<MetadataResponseTopic> {
     let mut client = Client::connect(address).await?;
     let metadata = client.metadata(Some(&[topic]), false).await?;
-    let topic = metadata.topics.first().context("no topic")?;
+    let topic = metadata.topics.into_iter().next().context("no topic")?;
     if topic.error_code != 0 {
         bail!("metadata error {}", topic.error_code);
     }
+    Ok(topic)
+}
+
+async fn layout_of(address: &str, topic: &str) -> anyhow::Result<Layout> {
+    let topic = topic_metadata(address, topic).await?;
     Ok(topic
         .partitions
         .iter()
@@ -506,12 +513,7 @@ const VALUE_BYTES: usize = 4 * 1024;
 
 /// Per partition: (leader, leader epoch) from `address`'s metadata.
 async fn leaders_of(address: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, (i32, i32)>> {
-    let mut client = Client::connect(address).await?;
-    let metadata = client.metadata(Some(&[topic]), false).await?;
-    let topic = metadata.topics.first().context("no topic")?;
-    if topic.error_code != 0 {
-        bail!("metadata error {}", topic.error_code);
-    }
+    let topic = topic_metadata(address, topic).await?;
     Ok(topic
         .partitions
         .iter()
