@@ -29,9 +29,10 @@ pub struct FollowerProgress {
     /// The last time (ms, the manager's clock) the follower was caught up with the leader's
     /// log end, as Kafka's `lastCaughtUpTimeMs`: the follower's last acknowledgement (of
     /// records or a heartbeat) if it matches everything, else when the log first grew past
-    /// what it holds, whichever is earlier. A follower that stops answering therefore ages
-    /// out even when nothing is written, as a Kafka follower that stops fetching does. `None`
-    /// if it never answered this leader or lagged for longer than the leader remembers.
+    /// what it holds, whichever is earlier (the log alone until a first acknowledgement is
+    /// recorded). A follower that stops answering therefore ages out even when nothing is
+    /// written, as a Kafka follower that stops fetching does. `None` if it lagged for longer
+    /// than the leader remembers.
     /// Kafka's ISR keeps a follower whose time is within `replica.lag.time.max.ms`.
     pub last_caught_up_ms: Option<i64>,
 }
@@ -203,7 +204,12 @@ impl PartitionReplica {
                 node: *node,
                 matched_index,
                 matched_offset,
-                last_caught_up_ms: caught_up.zip(last_ack_ms).map(|(c, a)| c.min(a)),
+                // No acknowledgement recorded yet (a leader's first moments): the log alone
+                // says, as a new Kafka leader counts its ISR followers caught up at election.
+                last_caught_up_ms: match last_ack_ms {
+                    Some(a) => caught_up.map(|c| c.min(a)),
+                    None => caught_up,
+                },
             });
         }
         Some(out)
