@@ -271,19 +271,6 @@ class MultiNodeTest {
         });
   }
 
-  /** The consumer's "preferred-read-replica" gauge for a partition: -1 while it reads the leader. */
-  private static int preferredReadReplica(KafkaConsumer<byte[], byte[]> consumer, TopicPartition tp) {
-    for (var e : consumer.metrics().entrySet()) {
-      var name = e.getKey();
-      if (name.name().equals("preferred-read-replica")
-          && tp.topic().equals(name.tags().get("topic"))
-          && Integer.toString(tp.partition()).equals(name.tags().get("partition"))) {
-        return ((Number) e.getValue().metricValue()).intValue();
-      }
-    }
-    return -1;
-  }
-
   /**
    * KIP-392: with the rack-aware selector, a consumer whose client.rack holds a follower is sent
    * to that follower, reads every record there, and stays on the leader when its rack has none.
@@ -312,7 +299,7 @@ class MultiNodeTest {
         }
         assertEquals(
             e.getValue().intValue(),
-            preferredReadReplica(consumer, tp),
+            FollowerFetchingTest.preferredReadReplica(consumer, tp),
             "replica read by a consumer in " + e.getKey() + " (leader " + leader + ")");
       }
     }
